@@ -1,0 +1,319 @@
+"""The biaxial network's layers: note features, time axis, note axis, head.
+
+Shapes use B for batch, T for time steps, N for notes, F for features. Every
+layer shares its weights across notes (time axis) or across steps (note axis),
+so none of them depends on N: a model trained on 78 notes runs on 88.
+
+Each recurrent layer also exposes `initial_state` and `step`, which advance
+the same weights by one position. The sampler in `generate.py` is built on
+them, and `tests/test_layers.py` checks that stepping equals the full pass.
+"""
+
+import keras
+from keras import ops
+
+# The pitch-position feature is the MIDI pitch centred and scaled to about
+# [-2, 2] over the piano, so it is independent of the note range in use.
+_CENTRE_PITCH = 64.0
+_PITCH_SCALE = 32.0
+_PITCH_CLASSES = 12
+# Neighbours at -12..+12 semitones: an octave either way.
+_NEIGHBOUR_RADIUS = 12
+
+
+def note_feature_size(beat_bits):
+    """Number of features NoteFeatures makes per note and step."""
+    neighbours = (2 * _NEIGHBOUR_RADIUS + 1) * 2
+    return 1 + _PITCH_CLASSES + neighbours + _PITCH_CLASSES + beat_bits
+
+
+@keras.saving.register_keras_serializable(package="biax_keras")
+class NoteFeatures(keras.layers.Layer):
+    """Per-note inputs of the time axis, computed from the previous step's state.
+
+    For every note and step it concatenates:
+
+    - pitch position: the MIDI pitch, centred and scaled (1 value);
+    - pitch class, one-hot (12);
+    - play and articulate of the 25 notes at -12..+12 semitones, note itself
+      included (50); neighbours outside the note range are zero;
+    - how many notes of each pitch class sound, rotated so that index 0 is the
+      note's own pitch class (12);
+    - the bar position of the step being predicted as `beat_bits` binary
+      digits, least significant first, mapped to -1/+1.
+
+    Everything is computed with tensor ops over whole rolls; nothing loops over
+    notes or steps, and nothing depends on the number of notes.
+
+    Args:
+        lowest_pitch: int. MIDI pitch of note index 0.
+        beat_bits: int. Binary digits of the bar position (6 covers bars of
+            up to 64 steps).
+
+    Call arguments:
+        roll: float tensor `(B, T, N, 2)`, play and articulate of the
+            previous steps.
+        beat: int tensor `(B, T)`, bar position (in steps) of the steps being
+            predicted.
+
+    Returns:
+        float tensor `(B, T, N, note_feature_size(beat_bits))`.
+
+    Example:
+    ```python
+    roll = np.zeros((1, 4, 78, 2), "float32")
+    beat = np.arange(4)[None]
+    features = NoteFeatures(lowest_pitch=24)(roll, beat)  # (1, 4, 78, 81)
+    ```
+
+    References:
+        D. Johnson, "Composing Music With Recurrent Neural Networks" (2015).
+    """
+
+    def __init__(self, lowest_pitch=24, beat_bits=6, **kwargs):
+        super().__init__(**kwargs)
+        self.lowest_pitch = int(lowest_pitch)
+        self.beat_bits = int(beat_bits)
+
+    def call(self, roll, beat):
+        roll = ops.cast(roll, self.compute_dtype)
+        shape = ops.shape(roll)
+        batch, steps, notes = shape[0], shape[1], shape[2]
+        dtype = roll.dtype
+
+        pitch = ops.arange(notes, dtype="int32") + self.lowest_pitch
+        pitch_class = ops.mod(pitch, _PITCH_CLASSES)
+
+        position = (ops.cast(pitch, dtype) - _CENTRE_PITCH) / _PITCH_SCALE
+        position = position[:, None]
+        class_one_hot = ops.one_hot(pitch_class, _PITCH_CLASSES, dtype=dtype)
+
+        # Neighbours: pad the note axis with silence, then take 25 shifted views.
+        padded = ops.pad(
+            roll, [[0, 0], [0, 0], [_NEIGHBOUR_RADIUS, _NEIGHBOUR_RADIUS], [0, 0]]
+        )
+        neighbours = ops.concatenate(
+            [
+                padded[:, :, offset : offset + notes, :]
+                for offset in range(2 * _NEIGHBOUR_RADIUS + 1)
+            ],
+            axis=-1,
+        )
+
+        # Sounding notes per pitch class, then rotated to each note's own class.
+        class_counts = ops.einsum("btn,nc->btc", roll[..., 0], class_one_hot)
+        rotation = ops.mod(
+            pitch_class[:, None] + ops.arange(_PITCH_CLASSES, dtype="int32")[None, :],
+            _PITCH_CLASSES,
+        )
+        context = ops.take(class_counts, rotation, axis=2)
+
+        bits = ops.bitwise_and(
+            ops.right_shift(
+                ops.cast(beat, "int32")[..., None],
+                ops.arange(self.beat_bits, dtype="int32"),
+            ),
+            1,
+        )
+        beat_features = ops.cast(bits, dtype) * 2.0 - 1.0
+
+        per_note = ops.concatenate([position, class_one_hot], axis=-1)
+        per_note = ops.broadcast_to(
+            per_note[None, None], (batch, steps, notes, 1 + _PITCH_CLASSES)
+        )
+        beat_features = ops.broadcast_to(
+            beat_features[:, :, None, :], (batch, steps, notes, self.beat_bits)
+        )
+        return ops.concatenate([per_note, neighbours, context, beat_features], axis=-1)
+
+    def compute_output_shape(self, roll_shape, beat_shape=None):
+        return tuple(roll_shape[:3]) + (note_feature_size(self.beat_bits),)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(lowest_pitch=self.lowest_pitch, beat_bits=self.beat_bits)
+        return config
+
+
+class _LSTMStack(keras.layers.Layer):
+    """A stack of LSTMs with dropout after each, stepped or run over sequences."""
+
+    def __init__(self, units, dropout=0.5, **kwargs):
+        super().__init__(**kwargs)
+        self.units = tuple(int(u) for u in units)
+        self.dropout = float(dropout)
+        self.lstms = [
+            keras.layers.LSTM(u, return_sequences=True, name=f"lstm_{i}")
+            for i, u in enumerate(self.units)
+        ]
+        self.dropouts = [
+            keras.layers.Dropout(self.dropout, name=f"dropout_{i}")
+            for i in range(len(self.units))
+        ]
+
+    def _build_stack(self, input_size):
+        for lstm in self.lstms:
+            lstm.build((None, None, input_size))
+            input_size = lstm.units
+
+    def _run_sequences(self, x, training):
+        for lstm, dropout in zip(self.lstms, self.dropouts):
+            x = dropout(lstm(x, training=training), training=training)
+        return x
+
+    def initial_state(self, batch_size):
+        """Zero `[h, c]` for each LSTM of the stack, for `batch_size` rows."""
+        return [
+            [ops.zeros((batch_size, u), self.compute_dtype)] * 2 for u in self.units
+        ]
+
+    def step(self, x, states):
+        """Advance every LSTM one position (inference: no dropout).
+
+        Args:
+            x: `(rows, input_size)` inputs at this position.
+            states: the list returned by `initial_state` or a previous `step`.
+
+        Returns:
+            `(outputs, new_states)` with outputs `(rows, units[-1])`.
+        """
+        new_states = []
+        for lstm, state in zip(self.lstms, states):
+            x, state = lstm.cell(x, state, training=False)
+            new_states.append(list(state))
+        return x, new_states
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(units=list(self.units), dropout=self.dropout)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="biax_keras")
+class TimeAxisLSTM(_LSTMStack):
+    """LSTMs along time, with the same weights for every note.
+
+    Reshapes `(B, T, N, F)` to `(B*N, T, F)`, runs the stack, reshapes back.
+
+    Args:
+        units: sequence of ints, units of each LSTM (default `(300, 300)`).
+        dropout: float, dropout rate after each LSTM.
+
+    Call arguments:
+        features: float tensor `(B, T, N, F)`.
+        training: bool, whether dropout is active.
+
+    Returns:
+        float tensor `(B, T, N, units[-1])`.
+
+    Example:
+    ```python
+    layer = TimeAxisLSTM(units=(32, 32))
+    out = layer(np.zeros((2, 16, 78, 81), "float32"))  # (2, 16, 78, 32)
+    ```
+
+    References:
+        D. Johnson, "Composing Music With Recurrent Neural Networks" (2015).
+    """
+
+    def __init__(self, units=(300, 300), dropout=0.5, **kwargs):
+        super().__init__(units, dropout, **kwargs)
+
+    def build(self, features_shape):
+        self._build_stack(features_shape[-1])
+
+    def call(self, features, training=None):
+        shape = ops.shape(features)
+        batch, steps, notes = shape[0], shape[1], shape[2]
+        x = ops.transpose(features, (0, 2, 1, 3))
+        x = ops.reshape(x, (batch * notes, steps, features.shape[-1]))
+        x = self._run_sequences(x, training)
+        x = ops.reshape(x, (batch, notes, steps, self.units[-1]))
+        return ops.transpose(x, (0, 2, 1, 3))
+
+    def compute_output_shape(self, features_shape):
+        return tuple(features_shape[:3]) + (self.units[-1],)
+
+
+@keras.saving.register_keras_serializable(package="biax_keras")
+class NoteAxisLSTM(_LSTMStack):
+    """LSTMs along the notes, low to high, with the same weights for every step.
+
+    Each note's input is the time axis's output for it, followed by the play
+    and articulate of the note just below it in the *target* step (teacher
+    forcing; zeros below the lowest note). When sampling, `step` is fed the
+    note just sampled instead.
+
+    Args:
+        units: sequence of ints, units of each LSTM (default `(100, 50)`).
+        dropout: float, dropout rate after each LSTM.
+
+    Call arguments:
+        time_outputs: float tensor `(B, T, N, H)` from `TimeAxisLSTM`.
+        target: float tensor `(B, T, N, 2)`, the steps being predicted.
+        training: bool, whether dropout is active.
+
+    Returns:
+        float tensor `(B, T, N, units[-1])`.
+
+    Example:
+    ```python
+    layer = NoteAxisLSTM(units=(16, 8))
+    out = layer(np.zeros((2, 4, 78, 32)), np.zeros((2, 4, 78, 2)))  # (2, 4, 78, 8)
+    ```
+
+    References:
+        D. Johnson, "Composing Music With Recurrent Neural Networks" (2015).
+    """
+
+    def __init__(self, units=(100, 50), dropout=0.5, **kwargs):
+        super().__init__(units, dropout, **kwargs)
+
+    def build(self, time_outputs_shape, target_shape=None):
+        self._build_stack(time_outputs_shape[-1] + 2)
+
+    def call(self, time_outputs, target, training=None):
+        shape = ops.shape(time_outputs)
+        batch, steps, notes = shape[0], shape[1], shape[2]
+        target = ops.cast(target, time_outputs.dtype)
+        below = ops.pad(target[:, :, :-1, :], [[0, 0], [0, 0], [1, 0], [0, 0]])
+        x = ops.concatenate([time_outputs, below], axis=-1)
+        x = ops.reshape(x, (batch * steps, notes, x.shape[-1]))
+        x = self._run_sequences(x, training)
+        return ops.reshape(x, (batch, steps, notes, self.units[-1]))
+
+    def compute_output_shape(self, time_outputs_shape, target_shape=None):
+        return tuple(time_outputs_shape[:3]) + (self.units[-1],)
+
+
+@keras.saving.register_keras_serializable(package="biax_keras")
+class PlayArticulateHead(keras.layers.Layer):
+    """Dense layer with a sigmoid: P(play) and P(articulate) for each note.
+
+    Args:
+        None besides the usual layer arguments.
+
+    Call arguments:
+        x: float tensor `(..., units)`.
+
+    Returns:
+        float tensor `(..., 2)`: probabilities of play and of articulate.
+
+    Example:
+    ```python
+    probabilities = PlayArticulateHead()(np.zeros((2, 4, 78, 50)))  # (2, 4, 78, 2)
+    ```
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = keras.layers.Dense(2, activation="sigmoid", name="dense")
+
+    def build(self, input_shape):
+        self.dense.build(input_shape)
+
+    def call(self, x):
+        return self.dense(x)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (2,)
