@@ -70,6 +70,10 @@ def _add_prepare(subparsers):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=_positive_int, default=None,
                    help="parallel readers (default: number of CPU cores)")
+    p.add_argument("--max-steps", type=_positive_int, default=20000,
+                   help="skip pieces longer than this many steps (bounds memory per file)")
+    p.add_argument("--limit", type=_positive_int, default=None,
+                   help="read only the first N pieces (quick runs)")
     p.set_defaults(func=_run_prepare)
 
 
@@ -89,10 +93,237 @@ def _run_prepare(args):
         split=fractions,
         seed=args.seed,
         workers=args.workers,
+        max_steps=args.max_steps,
+        limit=args.limit,
     )
     if not args.json:
         print(data.format_report(report))
     return report
+
+
+# ----------------------------------------------------------------------------
+# train
+# ----------------------------------------------------------------------------
+
+
+def _add_train(subparsers):
+    p = subparsers.add_parser(
+        "train",
+        help="train a model on a prepared dataset (model.fit), watched in TensorBoard",
+        description=(
+            "Trains on the train split of DIR (made by `biax prepare`), validates on "
+            "its valid split and writes the run folder RUN: config.json, logs/ "
+            "(TensorBoard), history.csv, checkpoints/best.keras and model.keras. "
+            "Running the same command on an unfinished RUN resumes it. The note range "
+            "and resolution come from the data. Config files: training/configs/*.json."
+        ),
+    )
+    p.add_argument("--data", required=True, metavar="DIR", help="a prepared dataset folder")
+    p.add_argument("--out", required=True, metavar="RUN", help="run folder (new, or unfinished to resume)")
+    p.add_argument("--config", metavar="FILE", help='JSON {"model": {...}, "train": {...}}')
+    p.add_argument("--epochs", type=_positive_int)
+    p.add_argument("--batch-size", type=_positive_int)
+    p.add_argument("--window", type=_positive_int, help="steps predicted per training window")
+    p.add_argument("--steps-per-epoch", type=_positive_int,
+                   help="batches per epoch (default: one window of every train piece)")
+    p.add_argument("--learning-rate", type=_positive_float)
+    p.add_argument("--patience", type=_positive_int,
+                   help="stop after this many epochs without a better valid NLL")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--init", metavar="MODEL.keras", help="start from this trained model's weights")
+    p.add_argument("--strategy", choices=("default", "mirrored", "multi_worker"),
+                   help="tf.distribute strategy (multi_worker reads TF_CONFIG)")
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args):
+    from biax_keras import train
+
+    overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "window": args.window,
+                 "steps_per_epoch": args.steps_per_epoch, "learning_rate": args.learning_rate,
+                 "patience": args.patience, "seed": args.seed}
+    report = train.train(args.data, args.out, args.config, strategy=args.strategy,
+                         overrides=overrides, init=args.init)
+    if not args.json:
+        print(train.format_report(report))
+    return report
+
+
+# ----------------------------------------------------------------------------
+# evaluate
+# ----------------------------------------------------------------------------
+
+
+def _add_evaluate(subparsers):
+    p = subparsers.add_parser(
+        "evaluate",
+        help="score a model (frame NLL) or compare generated music with real music",
+        description=(
+            "Two modes. Likelihood: --model PATH --data SRC [--split] gives the "
+            "frame NLL in nats per step, its play and articulate parts and frame "
+            "accuracy on a prepared folder or a JSB-format .json/.pickle. "
+            "Music statistics: --generated DIR --reference DIR compares two sets "
+            "of MIDI files (folders searched recursively): polyphony, silence, "
+            "pitch range, pitch-class and note-length histograms with their KL "
+            "divergence, share of notes in key, and the longest passage of a "
+            "generated piece copied from a reference piece in any transposition."
+        ),
+    )
+    likelihood = p.add_argument_group("likelihood (--model)")
+    likelihood.add_argument("--model", metavar="PATH", help="a .keras file, a run folder or a SavedModel")
+    likelihood.add_argument("--data", metavar="SRC", help="a prepared folder or a JSB-format .json/.pickle")
+    likelihood.add_argument("--split", choices=("train", "valid", "test"), default="valid",
+                            help="which split to score (default: valid)")
+    music = p.add_argument_group("music statistics (--generated)")
+    music.add_argument("--generated", metavar="DIR", help="folder (or file) of generated MIDI")
+    music.add_argument("--reference", metavar="DIR", help="folder (or file) of real MIDI to compare with")
+    music.add_argument("--plot", metavar="FILE.png",
+                       help="also draw the histograms side by side into this PNG file")
+    music.add_argument("--steps-per-quarter", type=_positive_int, default=4,
+                       help="time resolution the MIDI is read at (default: 4, 16th notes)")
+    p.set_defaults(func=_run_evaluate)
+
+
+def _run_evaluate(args):
+    # The two modes share nothing but the subcommand: each branch checks its own flags.
+    if args.model is not None and args.generated is not None:
+        raise UserError("give either --model (likelihood) or --generated (music statistics), not both")
+    if args.model is not None:
+        if args.reference is not None or args.plot is not None:
+            raise UserError("--reference and --plot go with --generated, not with --model")
+        return _evaluate_likelihood(args)
+    if args.generated is not None:
+        if args.data is not None:
+            raise UserError("--data goes with --model; compare MIDI folders with --generated and --reference")
+        return _evaluate_music(args)
+    raise UserError(
+        "nothing to evaluate: give --model PATH --data SRC (likelihood) "
+        "or --generated DIR --reference DIR (music statistics)"
+    )
+
+
+def _evaluate_likelihood(args):
+    from biax_keras import evaluate
+
+    if args.data is None:
+        raise UserError("--model needs --data SRC (a prepared folder or a JSB-format .json/.pickle)")
+    result = evaluate.evaluate_model(args.model, args.data, split=args.split)
+    if not args.json:
+        print(evaluate.format_scores(result))
+    return result
+
+
+def _evaluate_music(args):
+    from biax_keras import musicstats
+
+    if args.reference is None:
+        raise UserError("--generated needs --reference DIR, the real music to compare with")
+    # Checked before the (long) reading, not after.
+    if args.plot is not None and not os.path.isdir(os.path.dirname(os.path.abspath(args.plot))):
+        raise UserError(f"cannot write --plot {args.plot}: its folder does not exist")
+    result = musicstats.compare_sets(
+        args.generated, args.reference, steps_per_quarter=args.steps_per_quarter)
+    if args.plot is not None:
+        musicstats.plot_comparison(result["generated"], result["reference"], args.plot)
+        result["plot"] = args.plot
+    if not args.json:
+        print(musicstats.format_comparison(result))
+    return result
+
+
+# ----------------------------------------------------------------------------
+# generate
+# ----------------------------------------------------------------------------
+
+
+def _add_generate(subparsers):
+    p = subparsers.add_parser(
+        "generate",
+        help="compose MIDI (and WAV) with a model",
+        description=(
+            "Composes with a model (a .keras file, a run folder or a SavedModel from "
+            "`biax export`) and writes FILE.mid; with --num-samples K > 1 it writes "
+            "FILE-1.mid ... FILE-K.mid. The music is in 4/4 at --bpm. A --primer is "
+            "kept as the opening and the new steps continue it; its notes outside the "
+            "model's range are dropped with a warning. --wav also renders FILE.wav "
+            "with FluidSynth (pip install 'biax_keras[audio]')."
+        ),
+    )
+    p.add_argument("--model", required=True, metavar="PATH",
+                   help="a .keras file, a run folder or an exported SavedModel")
+    p.add_argument("--out", required=True, metavar="FILE.mid", help="the MIDI file to write")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--seconds", type=_positive_float, default=None,
+                        help="length of the new music in seconds at --bpm (default: 60)")
+    length.add_argument("--steps", type=_positive_int, default=None,
+                        help="length of the new music in steps (16th notes by default)")
+    p.add_argument("--bpm", type=_positive_float, default=120.0,
+                   help="tempo in quarter notes per minute (default: 120)")
+    p.add_argument("--temperature", type=_positive_float, default=1.0,
+                   help="> 1 wilder, < 1 safer (default: 1)")
+    p.add_argument("--conservativity", type=_positive_float, default=1.0,
+                   help="P(play) is raised to this power: > 1 plays fewer notes (default: 1)")
+    p.add_argument("--adaptive", action="store_true",
+                   help="lower the conservativity during silences, as the original did")
+    p.add_argument("--seed", type=int, default=0, help="the same seed gives the same music")
+    p.add_argument("--primer", metavar="FILE.mid", default=None, help="MIDI to continue")
+    p.add_argument("--num-samples", type=_positive_int, default=1, metavar="K",
+                   help="pieces composed in parallel (default: 1)")
+    p.add_argument("--wav", action="store_true", help="also render each piece to WAV")
+    p.add_argument("--soundfont", metavar="FILE.sf2", default=None,
+                   help="soundfont for --wav (default: $BIAX_SOUNDFONT, else pretty_midi's own)")
+    p.set_defaults(func=_run_generate)
+
+
+def _run_generate(args):
+    import biax_keras.generate as generate_lib
+
+    result = generate_lib.compose(
+        args.model, args.out, steps=args.steps, seconds=args.seconds, bpm=args.bpm,
+        seed=args.seed, temperature=args.temperature, conservativity=args.conservativity,
+        adaptive=args.adaptive, primer_path=args.primer, num_samples=args.num_samples,
+        wav=args.wav, soundfont=args.soundfont)
+    if not args.json:
+        for piece in result["pieces"]:
+            wav = f" and {piece['wav']}" if "wav" in piece else ""
+            print(f"wrote {piece['midi']}{wav}: {result['seconds']:.1f} s at {result['bpm']:g} bpm, "
+                  f"{piece['notes']} notes")
+    return result
+
+
+# ----------------------------------------------------------------------------
+# export
+# ----------------------------------------------------------------------------
+
+
+def _add_export(subparsers):
+    p = subparsers.add_parser(
+        "export",
+        help="write a SavedModel with score and generate signatures",
+        description=(
+            "Writes a SavedModel that TensorFlow alone (or TF Serving) can load, with "
+            "signatures score, generate and generate_from_primer; see "
+            "biax_keras/export.py for their inputs and outputs."
+        ),
+    )
+    p.add_argument("--model", required=True, metavar="PATH", help="a .keras file or a run folder")
+    p.add_argument("--out", required=True, metavar="DIR", help="the SavedModel folder to create")
+    p.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
+    p.set_defaults(func=_run_export)
+
+
+def _run_export(args):
+    import biax_keras
+    from biax_keras import export
+
+    if os.path.exists(args.out) and not args.overwrite:  # before the (slow) loading
+        raise UserError(f"{args.out} already exists; remove it, choose another --out, "
+                        f"or add --overwrite")
+    model = biax_keras.load_model(args.model)
+    result = export.export_model(model, args.out, overwrite=args.overwrite)
+    if not args.json:
+        print(f"wrote {result['out']} (signatures: {', '.join(result['signatures'])})")
+    return result
 
 
 # ----------------------------------------------------------------------------
@@ -102,6 +333,8 @@ def _run_prepare(args):
 _BENCHMARKS = {
     # name -> module in biax_keras.bench with a `run(args) -> dict` and `add_arguments(parser)`
     "data": "biax_keras.bench.data",
+    "train": "biax_keras.bench.train",
+    "generate": "biax_keras.bench.generate",
 }
 
 
@@ -130,6 +363,10 @@ def _run_benchmark(args):
 
 _COMMANDS = [
     _add_prepare,
+    _add_train,
+    _add_evaluate,
+    _add_generate,
+    _add_export,
     _add_benchmark,
 ]
 

@@ -1,0 +1,935 @@
+"""Sources -> prepared TFRecords -> tf.data pipelines.
+
+`prepare` reads a source (a MIDI folder or file, a TFRecord of NoteSequence
+protos, `bach` from music21's corpus, or a JSB-format JSON/pickle) into state
+rolls, splits them by piece and writes a *prepared folder*:
+
+    train.tfrecord valid.tfrecord test.tfrecord   one tf.train.Example per piece
+    meta.json                                     roll settings (see load_meta)
+    report.json                                   what was read, skipped, dropped
+
+`make_dataset` turns a prepared split into batches for `model.fit` with pure
+TensorFlow ops; `read_pieces` gives the pieces back in numpy.
+
+TensorFlow is imported only inside the functions that need it: the worker
+processes of `prepare` import this module and must stay light.
+"""
+
+import concurrent.futures
+import json
+import logging
+import math
+import multiprocessing
+import os
+import pickle
+import random
+import shutil
+import signal
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from biax_keras import representation
+from biax_keras.errors import UserError
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "valid", "test")
+META_FORMAT = "biax_keras.prepared"
+META_VERSION = 1
+BACH = "bach"
+MIDI_SUFFIXES = (".mid", ".midi")
+TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords")
+JSON_SUFFIXES = (".json",)
+PICKLE_SUFFIXES = (".pickle", ".pkl")
+
+DEFAULT_SPLIT = (0.8, 0.1, 0.1)
+DEFAULT_WINDOW = 128
+DEFAULT_BATCH_SIZE = 10
+# Half an octave either way reaches every key once, without moving a piece
+# far from the register it was written for.
+DEFAULT_MAX_TRANSPOSE = 6
+# Per-file limits in the worker processes: a backstop behind the checks in
+# representation.read_midi, so that no single file can hang or swamp a run.
+FILE_TIMEOUT_S = 60
+WORKER_MEMORY_BYTES = 3 * 2**30
+# Below this many pieces a process pool costs more than it saves.
+_MIN_TASKS_FOR_POOL = 8
+_CHUNK_SIZE = 8
+
+
+# ----------------------------------------------------------------------------
+# Reading one piece (runs in worker processes)
+# ----------------------------------------------------------------------------
+
+
+_worker_timeout_s = None  # set in worker processes only
+
+
+class _FileTimeout(Exception):
+    pass
+
+
+def _on_alarm(signum, frame):
+    raise _FileTimeout()
+
+
+def _init_worker(timeout_s):
+    """Bound what one file may cost in a worker: wall time and address space."""
+    signal.signal(signal.SIGALRM, _on_alarm)
+    global _worker_timeout_s
+    _worker_timeout_s = timeout_s
+    try:
+        import resource
+
+        with open("/proc/self/status") as f:
+            vm = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+        limit = vm + WORKER_MEMORY_BYTES
+        resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
+    except (ImportError, OSError, ValueError, StopIteration):
+        pass  # not Linux: the checks in read_midi still bound each file
+
+
+def _read_piece(kind, payload, settings):
+    """One piece -> `(roll, beat, notes_dropped)`; raises RepresentationError."""
+    spq, lowest, num_notes, max_steps = settings
+    if kind == "midi":
+        ns = representation.read_midi(payload, spq, max_steps=max_steps)
+    elif kind == "note_sequence":
+        from google.protobuf.message import DecodeError
+        from note_seq.protobuf import music_pb2
+
+        try:
+            ns = music_pb2.NoteSequence.FromString(payload)
+        except DecodeError as e:
+            raise representation.InvalidSequenceError(f"not a NoteSequence proto ({e})") from None
+    elif kind == "music21":
+        ns = _music21_file_to_note_sequence(payload)
+    elif kind == "pitch_sets":
+        if payload is None:
+            raise representation.InvalidSequenceError("not a list of steps of MIDI pitches")
+        return tuple(representation.pitch_sets_to_roll(
+            payload, spq, lowest, num_notes, max_steps=max_steps))
+    else:
+        raise ValueError(f"unknown piece kind {kind!r}")
+    return tuple(representation.note_sequence_to_roll(ns, spq, lowest, num_notes,
+                                                      max_steps=max_steps))
+
+
+def _read_task(task, settings):
+    """Read one task `(index, name, kind, payload)`; never raises for a bad file.
+
+    Returns:
+        `(index, name, (roll, beat, dropped))` or `(index, name, reason)`.
+    """
+    index, name, kind, payload = task
+    if _worker_timeout_s:
+        signal.setitimer(signal.ITIMER_REAL, _worker_timeout_s)
+    try:
+        return index, name, _read_piece(kind, payload, settings)
+    except representation.RepresentationError as e:
+        return index, name, str(e)
+    except _FileTimeout:
+        return index, name, f"took longer than {_worker_timeout_s:g} s to read"
+    except MemoryError:
+        return index, name, "ran out of memory while reading it"
+    except OSError as e:
+        return index, name, f"cannot read it ({e.strerror or e})"
+    except Exception as e:  # a parser's bug on a strange file must not stop the run
+        return index, name, f"unreadable ({type(e).__name__}: {e})"
+    finally:
+        if _worker_timeout_s:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def _read_chunk(tasks, settings):
+    results = []
+    for task in tasks:
+        try:
+            results.append(_read_task(task, settings))
+        except _FileTimeout:  # the alarm went off just as the task returned
+            results.append((task[0], task[1], f"took longer than {_worker_timeout_s:g} s to read"))
+    return results
+
+
+# ----------------------------------------------------------------------------
+# music21's Bach chorales
+# ----------------------------------------------------------------------------
+
+
+def bach_chorale_paths():
+    """Every Bach chorale in music21's corpus, by name.
+
+    Follows music21's chorale catalogue (Riemenschneider's 371 numbers); the
+    numbers that name the same file are read once, which leaves 350 chorales.
+
+    Returns:
+        dict `"bach/bwv269" -> Path` of the score file (None where the
+        corpus lacks it), sorted by name.
+
+    Raises:
+        UserError: music21 or its corpus is missing.
+    """
+    try:
+        from music21 import corpus
+        from music21.corpus import chorales
+    except ImportError:
+        raise UserError("the `bach` source needs music21: pip install music21") from None
+    folders = {p.parent for p in corpus.getComposer("bach")}
+    names = sorted(set(chorales.Iterator(returnType="filename")))
+    if not folders or not names:
+        raise UserError("music21's corpus has no Bach chorales; reinstall music21")
+    paths = {}
+    for name in names:
+        stem = name.split("/")[-1]
+        exact = [folder / (stem + suffix) for folder in sorted(folders)
+                 for suffix in (".mxl", ".xml", ".musicxml", ".krn")]
+        exact = [p for p in exact if p.is_file()]
+        if exact:
+            paths[name] = exact[0]
+            continue
+        # A few catalogue names are a prefix of their file's (bwv18.5-l -> bwv18.5-lz).
+        match = corpus.getWork(name)
+        paths[name] = Path(match) if match and not isinstance(match, list) else None
+    return paths
+
+
+def _music21_play_order(part, measures):
+    """Indices into `measures` in playing order, repeats expanded.
+
+    Only this one part is expanded by music21 (which deep-copies everything
+    it expands); the other parts follow the same order.
+    """
+    from music21 import bar, repeat
+
+    if not any(True for _ in part.recurse().getElementsByClass((bar.Repeat, repeat.RepeatMark))):
+        return list(range(len(measures)))
+    index_of = {id(m): i for i, m in enumerate(measures)}
+    try:
+        expanded = part.expandRepeats()
+        return [index_of[id(m.derivation.rootDerivation)] for m in expanded.getElementsByClass("Measure")]
+    except Exception as e:  # music21 raises its own kinds for odd repeat marks
+        log.info("repeats not expanded (%s: %s)", type(e).__name__, e)
+        return list(range(len(measures)))
+
+
+def _music21_file_to_note_sequence(path):
+    """Parse a score with music21 and write its notes into a NoteSequence.
+
+    Goes straight from the score's offsets in quarter notes to times at 120 qpm
+    (no MIDI round trip) and gives the notes a MIDI rendering of the score
+    would: repeats played out, tied notes merged, grace notes skipped. A
+    pickup bar becomes a time signature before time 0, so bar positions stay
+    right.
+    """
+    from music21 import converter, meter, stream
+    from note_seq.protobuf import music_pb2
+
+    # forceSource: music21's pickle cache is slower to load than the score itself.
+    score = converter.parse(str(path), forceSource=True)
+    parts = list(score.parts) or [score]
+    measures = [list(p.getElementsByClass(stream.Measure)) for p in parts]
+    if not measures[0] or any(len(m) != len(measures[0]) for m in measures):
+        raise representation.InvalidSequenceError("parts without measures, or of unequal length")
+    order = _music21_play_order(parts[0], measures[0])
+
+    seconds_per_quarter = 60.0 / representation.DEFAULT_QPM
+    ns = music_pb2.NoteSequence()
+    ns.filename = str(path)
+    ns.ticks_per_quarter = representation.WRITE_TICKS_PER_QUARTER
+    ns.tempos.add(time=0.0, qpm=representation.DEFAULT_QPM)
+
+    notes = []  # [pitch, start, end, instrument] in quarters
+    open_ties = [{} for _ in parts]  # per part: pitch -> index in notes
+    meter_in_force = None
+    cursor = -float(measures[0][order[0]].paddingLeft or 0.0)  # a pickup starts mid-bar
+    for position, i in enumerate(order):
+        first = measures[0][i]
+        for ts in first.getElementsByClass(meter.TimeSignature):
+            # Only changes: a repeated pickup bar must not move the bar line.
+            if (ts.numerator, ts.denominator) != meter_in_force:
+                meter_in_force = (ts.numerator, ts.denominator)
+                time = cursor + float(ts.offset) if position else cursor
+                ns.time_signatures.add(time=time * seconds_per_quarter,
+                                       numerator=ts.numerator, denominator=ts.denominator)
+        if position == 0:
+            cursor = 0.0
+        for instrument, part_measures in enumerate(measures):
+            _collect_notes(part_measures[i], cursor, instrument, notes, open_ties[instrument])
+        cursor += max(float(m[i].duration.quarterLength) for m in measures)
+    for pitch, start, end, instrument in notes:
+        ns.notes.add(pitch=pitch, velocity=representation.DEFAULT_VELOCITY,
+                     start_time=start * seconds_per_quarter, end_time=end * seconds_per_quarter,
+                     instrument=instrument)
+    ns.total_time = max((n.end_time for n in ns.notes), default=0.0)
+    return ns
+
+
+def _collect_notes(measure, offset, instrument, notes, open_ties):
+    """Append a measure's notes to `notes`, merging tied notes into one."""
+    for element in measure.flatten().notes:
+        length = float(element.quarterLength)
+        if length <= 0:
+            continue  # grace notes take their time from their neighbours
+        start = offset + float(element.offset)
+        members = element.notes if element.isChord else [element]
+        for member in members:
+            pitch = member.pitch.midi
+            tie = member.tie.type if member.tie is not None else None
+            held = open_ties.get(pitch)
+            if tie in ("stop", "continue") and held is not None and abs(notes[held][2] - start) < 1e-6:
+                notes[held][2] = start + length
+                if tie == "stop":
+                    del open_ties[pitch]
+                continue
+            notes.append([pitch, start, start + length, instrument])
+            if tie in ("start", "continue"):
+                open_ties[pitch] = len(notes) - 1
+            else:
+                open_ties.pop(pitch, None)
+
+
+# ----------------------------------------------------------------------------
+# Sources
+# ----------------------------------------------------------------------------
+
+
+class _Source:
+    """What to read: tasks `(index, name, kind, payload)` and how to split them."""
+
+    def __init__(self, label, tasks, own_split=None, play_only=False, skipped=(),
+                 parallel=True):
+        self.label = label
+        self.parallel = parallel  # worth worker processes (parsing, not just copying)
+        self.tasks = tasks
+        self.own_split = own_split  # name -> split, or None to split by seed
+        self.play_only = play_only
+        self.skipped = list(skipped)  # found while listing: [{"path", "reason"}]
+
+
+def _sniff(path):
+    """Guess what a file is from its suffix, then from its first bytes."""
+    suffix = path.suffix.lower()
+    for kind, suffixes in (("midi", MIDI_SUFFIXES), ("tfrecord", TFRECORD_SUFFIXES),
+                           ("json", JSON_SUFFIXES), ("pickle", PICKLE_SUFFIXES)):
+        if suffix in suffixes:
+            return kind
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if head[:4] == b"MThd":
+        return "midi"
+    if head.lstrip()[:1] == b"{":
+        return "json"
+    if head[:1] == b"\x80":
+        return "pickle"
+    if len(head) >= 12 and int.from_bytes(head[:8], "little") + 16 <= path.stat().st_size:
+        return "tfrecord"  # the length field of a first record fits the file
+    return None
+
+
+def _midi_folder(folder):
+    files = sorted(p for p in folder.rglob("*")
+                   if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
+    if not files:
+        raise UserError(f"no MIDI files (.mid/.midi) under {folder}")
+    tasks = [(i, str(p), "midi", str(p)) for i, p in enumerate(files)]
+    return _Source(str(folder), tasks)
+
+
+def _bach(limit):
+    paths = bach_chorale_paths()
+    names = sorted(paths)[:limit] if limit else sorted(paths)
+    tasks = [(i, name, "music21", str(paths[name])) for i, name in enumerate(names) if paths[name]]
+    missing = [{"path": name, "reason": "not found in music21's corpus"}
+               for name in names if not paths[name]]
+    return _Source(BACH, tasks, skipped=missing)
+
+
+def _jsb(path, kind):
+    try:
+        if kind == "json":
+            with open(path) as f:
+                content = json.load(f)
+        else:
+            # A pickle can run code: only files the user names explicitly get here.
+            with open(path, "rb") as f:
+                content = pickle.load(f, encoding="latin1")
+    except (ValueError, pickle.UnpicklingError, EOFError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} is not a readable JSB {kind} file ({e})") from None
+    if not isinstance(content, dict) or not any(k in content for k in SPLITS):
+        raise UserError(f"{path} is not in the JSB format: expected a dict with "
+                        f"some of the keys {', '.join(SPLITS)}")
+    tasks, own_split = [], {}
+    for split in SPLITS:
+        pieces = content.get(split, [])
+        if not isinstance(pieces, (list, tuple)):
+            raise UserError(f"{path}: {split!r} should be a list of pieces")
+        for number, piece in enumerate(pieces):
+            name = f"{path}:{split}/{number}"
+            try:
+                steps = [list(step) for step in piece]
+            except TypeError:
+                steps = None
+            tasks.append((len(tasks), name, "pitch_sets", steps))
+            own_split[name] = split
+    return _Source(str(path), tasks, own_split=own_split, play_only=True, parallel=False)
+
+
+def _note_sequence_records(path):
+    import tensorflow as tf
+
+    tasks = []
+    try:
+        for record in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
+            tasks.append((len(tasks), f"{path}#{len(tasks)}", "note_sequence", record))
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+        if not tasks:
+            raise UserError(f"{path} is not a TFRecord file ({e.message.splitlines()[0]})") from None
+        log.warning("%s: stopped at a corrupt record after %d records", path, len(tasks))
+        return _Source(str(path), tasks, skipped=[
+            {"path": f"{path}#{len(tasks)}", "reason": "corrupt TFRecord; the rest of the file is lost"}])
+    return _Source(str(path), tasks)
+
+
+def _find_source(source, limit):
+    if str(source) == BACH:
+        return _bach(limit)
+    path = Path(source)
+    if not path.exists():
+        raise UserError(
+            f"{source} does not exist (give a MIDI folder or file, a .tfrecord of "
+            f"NoteSequences, a JSB .json/.pickle, or `bach`)")
+    if path.is_dir():
+        found = _midi_folder(path)
+    else:
+        kind = _sniff(path)
+        if kind == "midi":
+            found = _Source(str(path), [(0, str(path), "midi", str(path))])
+        elif kind == "tfrecord":
+            found = _note_sequence_records(path)
+        elif kind in ("json", "pickle"):
+            found = _jsb(path, kind)
+        else:
+            raise UserError(f"{source} is neither MIDI, a TFRecord of NoteSequences, "
+                            f"nor a JSB .json/.pickle file")
+    if limit:
+        found.tasks = found.tasks[:limit]
+    if not found.tasks:
+        raise UserError(f"{source} holds no pieces")
+    return found
+
+
+# ----------------------------------------------------------------------------
+# Splitting, reading in parallel, writing
+# ----------------------------------------------------------------------------
+
+
+def _check_fractions(split):
+    fractions = tuple(float(x) for x in split)
+    if (len(fractions) != 3 or any(not math.isfinite(f) or f < 0 for f in fractions)
+            or abs(sum(fractions) - 1.0) > 1e-6 or fractions[0] <= 0):
+        raise UserError(f"split must be three fractions train,valid,test that add up to 1 "
+                        f"with train > 0, got {','.join(map(str, split))}")
+    return fractions
+
+
+def assign_splits(names, fractions=DEFAULT_SPLIT, seed=0):
+    """Assign pieces to train/valid/test by a seeded shuffle of their names.
+
+    A piece's split depends only on the seed and the set of names, not on the
+    order they were listed or on which other files turn out unreadable.
+
+    Args:
+        names: piece names (unique).
+        fractions: `(train, valid, test)` adding up to 1.
+        seed: integer seed.
+
+    Returns:
+        dict name -> "train" | "valid" | "test".
+    """
+    names = sorted(names)
+    n = len(names)
+    counts = [int(round(n * f)) for f in fractions[1:]]
+    if n >= 3:
+        # Small collections still get a piece to validate and test on.
+        counts = [max(c, 1) if f > 0 else 0 for c, f in zip(counts, fractions[1:])]
+    n_valid, n_test = counts
+    n_test = min(n_test, max(n - 1, 0))
+    n_valid = min(n_valid, max(n - 1 - n_test, 0))
+    order = np.random.default_rng(seed).permutation(n)
+    result = {}
+    for rank, i in enumerate(order):
+        result[names[i]] = "test" if rank < n_test else "valid" if rank < n_test + n_valid else "train"
+    return result
+
+
+def _default_workers():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _read_all(tasks, settings, workers, timeout_s):
+    """Yield `_read_task` results in task order, in parallel when it pays.
+
+    A worker process that dies (killed by the OS) breaks the pool. The run
+    then goes on in a fresh pool with one chunk in flight at a time, chunks
+    split to single tasks, so that the task that kills its worker is known and
+    reported as skipped.
+    """
+    if workers <= 1 or len(tasks) < _MIN_TASKS_FOR_POOL:
+        for task in tasks:
+            yield _read_task(task, settings)
+        return
+    from concurrent.futures.process import BrokenProcessPool
+
+    # spawn, not fork: the caller may have TensorFlow's threads running.
+    context = multiprocessing.get_context("spawn")
+    size = max(1, min(_CHUNK_SIZE, len(tasks) // (workers * 4)))
+    queue = [tasks[i:i + size] for i in range(0, len(tasks), size)]
+    order = [task[0] for task in tasks]
+    done, next_index = {}, 0
+    max_in_flight = 2 * workers
+    while queue:
+        pool = concurrent.futures.ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_init_worker, initargs=(timeout_s,))
+        in_flight, broken = [], False
+        try:
+            while (queue or in_flight) and not broken:
+                while queue and len(in_flight) < max_in_flight:
+                    chunk = queue.pop(0)
+                    in_flight.append((chunk, pool.submit(_read_chunk, chunk, settings)))
+                chunk, future = in_flight.pop(0)
+                try:
+                    results = future.result()
+                except BrokenProcessPool:
+                    broken = True
+                    if max_in_flight == 1 and len(chunk) == 1:
+                        results = [(chunk[0][0], chunk[0][1], "crashed the process reading it")]
+                    else:
+                        results = []
+                        queue = [[task] for task in chunk] + [c for c, _ in in_flight] + queue
+                    max_in_flight = 1
+                for result in results:
+                    done[result[0]] = result
+                while next_index < len(order) and order[next_index] in done:
+                    yield done.pop(order[next_index])
+                    next_index += 1
+        finally:
+            # On an error or Ctrl-C downstream, do not wait for queued chunks.
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _example(name, roll, beat):
+    import tensorflow as tf
+
+    feature = {
+        "roll": tf.train.Feature(bytes_list=tf.train.BytesList(value=[np.ascontiguousarray(roll).tobytes()])),
+        "beat": tf.train.Feature(int64_list=tf.train.Int64List(value=beat.tolist())),
+        "steps": tf.train.Feature(int64_list=tf.train.Int64List(value=[roll.shape[0]])),
+        "name": tf.train.Feature(bytes_list=tf.train.BytesList(value=[name.encode("utf-8")])),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def _check_out(out):
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / "meta.json").is_file():
+        raise UserError(f"--out {out} is a folder with other files in it; give a new or "
+                        f"empty folder, or a prepared dataset to replace")
+
+
+def _replace_folder(new, out):
+    """Put folder `new` at `out`, replacing a previous dataset there."""
+    if not out.exists():
+        os.rename(new, out)
+        return
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    os.rename(out, old)
+    try:
+        os.rename(new, out)
+    except OSError:
+        os.rename(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def prepare(source, out, *, steps_per_quarter=representation.DEFAULT_STEPS_PER_QUARTER,
+            lowest_pitch=representation.DEFAULT_LOWEST_PITCH,
+            num_notes=representation.DEFAULT_NUM_NOTES, split=DEFAULT_SPLIT, seed=0,
+            workers=None, max_steps=representation.DEFAULT_MAX_STEPS, limit=None,
+            timeout_s=FILE_TIMEOUT_S):
+    """Read a source into train/valid/test TFRecords, a report and meta.json.
+
+    Sources: a folder of MIDI files (searched recursively, .mid/.midi in any
+    case), one MIDI file, a TFRecord of `NoteSequence` protos (Magenta's
+    format), `"bach"` (the chorales in music21's corpus) or a JSB-format
+    .json/.pickle (dict of train/valid/test, each piece a list of steps of MIDI
+    pitches; its own split is kept, articulate is 0 and meta says play_only).
+
+    Pieces are split by a seeded shuffle of their names (`assign_splits`)
+    unless the source has its own split. A file that cannot be used is skipped
+    with its reason in the report; it never stops the run. Everything is
+    written to a temporary folder beside `out`, which then replaces `out`.
+
+    Args:
+        source: path, or `"bach"`.
+        out: output folder; created, or replaced if it holds a prepared dataset.
+        steps_per_quarter: steps per quarter note.
+        lowest_pitch: MIDI pitch of note index 0.
+        num_notes: number of notes in the roll.
+        split: `(train, valid, test)` fractions.
+        seed: seed of the split.
+        workers: parallel reader processes (default: the CPU cores available).
+        max_steps: pieces longer than this many steps are skipped.
+        limit: read only the first `limit` pieces (for quick runs).
+        timeout_s: a file that takes longer to read is skipped.
+
+    Returns:
+        The report (also written to `out/report.json`):
+        `{"read": [name, ...], "skipped": [{"path", "reason"}, ...],
+        "notes_dropped": int, "pieces": {split: n}, "steps": {split: n},
+        "seconds": float, "source": str, "notes_dropped_by_piece": {name: n}}`.
+
+    Raises:
+        UserError: a missing or unusable source, bad settings, an `out` that
+            would clobber other files, or not one readable piece.
+    """
+    started = time.perf_counter()
+    fractions = _check_fractions(split)
+    if steps_per_quarter < 1 or max_steps < 1:
+        raise UserError("--steps-per-quarter and --max-steps must be positive")
+    if num_notes < 1 or lowest_pitch < 0 or lowest_pitch + num_notes > representation.NUM_MIDI_PITCHES:
+        raise UserError(f"the note range --lowest-pitch {lowest_pitch} --num-notes {num_notes} "
+                        f"must lie within MIDI pitches 0..127")
+    out = Path(out).absolute()
+    _check_out(out)
+    found = _find_source(source, limit)
+    log.info("reading %d pieces from %s", len(found.tasks), found.label)
+
+    names = [task[1] for task in found.tasks]
+    assignment = found.own_split or assign_splits(names, fractions, seed)
+    settings = (steps_per_quarter, lowest_pitch, num_notes, max_steps)
+    workers = min(workers or _default_workers(), len(found.tasks))
+    report = {"read": [], "skipped": list(found.skipped), "notes_dropped": 0,
+              "pieces": dict.fromkeys(SPLITS, 0), "steps": dict.fromkeys(SPLITS, 0),
+              "seconds": 0.0, "source": str(source), "notes_dropped_by_piece": {}}
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    results = (r for r in ())  # a generator, so close() works before reading starts
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staging, 0o777 & ~umask)  # mkdtemp's 0700 is not what a user expects
+        results = _read_all(found.tasks, settings, workers if found.parallel else 1, timeout_s)
+        # TensorFlow (for the writers) is imported once reading is under way, so
+        # its import overlaps the start of the reader processes.
+        first = next(results)
+        import tensorflow as tf
+
+        writers = {s: tf.io.TFRecordWriter(str(staging / f"{s}.tfrecord")) for s in SPLITS}
+        progress_every = max(1, len(found.tasks) // 10)
+        with writers["train"], writers["valid"], writers["test"]:
+            for count, (index, name, outcome) in enumerate(_chain(first, results), 1):
+                if isinstance(outcome, str):
+                    report["skipped"].append({"path": name, "reason": outcome})
+                else:
+                    roll, beat, dropped = outcome
+                    which = assignment[name]
+                    writers[which].write(_example(name, roll, beat))
+                    report["read"].append(name)
+                    report["pieces"][which] += 1
+                    report["steps"][which] += int(roll.shape[0])
+                    report["notes_dropped"] += dropped
+                    if dropped:
+                        report["notes_dropped_by_piece"][name] = dropped
+                if count % progress_every == 0:
+                    log.info("  %d/%d pieces", count, len(found.tasks))
+        if not report["read"]:
+            first_skip = report["skipped"][0] if report["skipped"] else None
+            reason = f" (first: {first_skip['path']}: {first_skip['reason']})" if first_skip else ""
+            raise UserError(f"no piece in {source} could be read: "
+                            f"{len(report['skipped'])} skipped{reason}")
+        meta = {"format": META_FORMAT, "version": META_VERSION,
+                "steps_per_quarter": steps_per_quarter, "lowest_pitch": lowest_pitch,
+                "num_notes": num_notes, "play_only": found.play_only, "source": str(source)}
+        (staging / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+        report["seconds"] = round(time.perf_counter() - started, 3)
+        (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+        _check_out(out)  # someone may have put files there while we were reading
+        _replace_folder(staging, out)
+    except BaseException:
+        results.close()  # stops the reader processes now, not at garbage collection
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return report
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest
+
+
+def format_report(report, max_skipped=10):
+    """A short human summary of a `prepare` report.
+
+    Args:
+        report: the dict `prepare` returned (or report.json).
+        max_skipped: list at most this many skipped files.
+
+    Returns:
+        str, a few lines.
+    """
+    lines = [f"Read {len(report['read'])} pieces from {report.get('source', 'the source')}, "
+             f"skipped {len(report['skipped'])}, in {report['seconds']:.1f} s."]
+    for split in SPLITS:
+        lines.append(f"  {split:<5} {report['pieces'][split]:>6} pieces "
+                     f"{report['steps'][split]:>10,} steps")
+    if report["notes_dropped"]:
+        lines.append(f"  {report['notes_dropped']:,} notes outside the note range dropped "
+                     f"in {len(report.get('notes_dropped_by_piece', {})) or 'some'} pieces")
+    if report["skipped"]:
+        lines.append("Skipped:")
+        for entry in report["skipped"][:max_skipped]:
+            lines.append(f"  {entry['path']}: {entry['reason']}")
+        if len(report["skipped"]) > max_skipped:
+            lines.append(f"  ... and {len(report['skipped']) - max_skipped} more (see report.json)")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------
+# Reading a prepared folder
+# ----------------------------------------------------------------------------
+
+
+def load_meta(directory):
+    """Read and check a prepared folder's meta.json.
+
+    Args:
+        directory: a folder written by `prepare`.
+
+    Returns:
+        dict with format, version, steps_per_quarter, lowest_pitch, num_notes,
+        play_only, source.
+
+    Raises:
+        UserError: the folder is not a prepared dataset (of this version).
+    """
+    path = Path(directory) / "meta.json"
+    if not path.is_file():
+        raise UserError(f"{directory} is not a prepared dataset (no meta.json); "
+                        f"run `biax prepare SOURCE --out {directory}` first")
+    try:
+        meta = json.loads(path.read_text())
+    except ValueError as e:
+        raise UserError(f"{path} is not valid JSON ({e}); prepare the dataset again") from None
+    if not isinstance(meta, dict) or meta.get("format") != META_FORMAT:
+        raise UserError(f"{directory} is not a biax_keras prepared dataset "
+                        f"(meta.json has no format {META_FORMAT!r})")
+    if meta.get("version") != META_VERSION:
+        raise UserError(f"{directory} was prepared in format version {meta.get('version')}, "
+                        f"this biax_keras reads version {META_VERSION}; prepare it again")
+    return meta
+
+
+def _split_path(directory, split):
+    if split not in SPLITS:
+        raise UserError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    path = Path(directory) / f"{split}.tfrecord"
+    if not path.is_file():
+        raise UserError(f"{directory} has no {split}.tfrecord; prepare it again")
+    return path
+
+
+def read_pieces(directory, split):
+    """The pieces of a prepared split, in numpy (for evaluation).
+
+    Args:
+        directory: a prepared folder.
+        split: "train", "valid" or "test".
+
+    Yields:
+        `(name, roll, beat)`: str, np.uint8 `(steps, num_notes, 2)`, np.int32 `(steps,)`.
+
+    Raises:
+        UserError: not a prepared folder, or an unknown split.
+    """
+    import tensorflow as tf
+
+    meta = load_meta(directory)
+    path = _split_path(directory, split)
+    num_notes = meta["num_notes"]
+    for record in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
+        feature = tf.train.Example.FromString(record).features.feature
+        steps = feature["steps"].int64_list.value[0]
+        roll = np.frombuffer(feature["roll"].bytes_list.value[0], np.uint8)
+        yield (feature["name"].bytes_list.value[0].decode("utf-8"),
+               roll.reshape(steps, num_notes, 2).copy(),
+               np.asarray(feature["beat"].int64_list.value, np.int32))
+
+
+def _piece_lengths(path):
+    import tensorflow as tf
+
+    spec = {"steps": tf.io.FixedLenFeature([], tf.int64)}
+    lengths = (tf.data.TFRecordDataset(str(path))
+               .map(lambda r: tf.io.parse_single_example(r, spec)["steps"])
+               .batch(4096))
+    return np.concatenate([np.zeros(0, np.int64)] + [b.numpy() for b in lengths])
+
+
+def make_dataset(directory, split, window=DEFAULT_WINDOW, batch_size=DEFAULT_BATCH_SIZE,
+                 transpose=True, seed=None, shuffle=None, repeat=None,
+                 max_transpose=DEFAULT_MAX_TRANSPOSE):
+    """A `tf.data` pipeline of training windows from a prepared split.
+
+    Pure TensorFlow ops: parse, decode, put one silent step before each piece
+    (so its first step is predicted from silence), cache the pieces in memory,
+    then cut windows of `window` predicted steps.
+
+    - With `shuffle`, pieces come in a seeded random order and each visit
+      takes one window at a random position.
+    - Without, every piece is cut into consecutive whole windows, in order
+      (deterministic; for validation and evaluation).
+
+    Pieces with fewer than `window` steps are skipped (never padded: padding
+    would teach the model that music ends in silence).
+
+    Transposition (training split only): each window is shifted by a random
+    number of semitones in `[-max_transpose, max_transpose]`, narrowed so that
+    every note it plays stays inside the note range.
+
+    Randomness is stateless, derived from `seed` and the element's position in
+    the stream: the same seed gives the same batches.
+
+    Args:
+        directory: a prepared folder.
+        split: "train", "valid" or "test".
+        window: steps predicted per window, `T`.
+        batch_size: windows per batch, `B`. When repeating, every batch is
+            full (static shapes); otherwise the last one may be smaller.
+        transpose: random transposition; ignored outside the train split.
+        seed: integer seed; None draws one at random.
+        shuffle: default True for train, False otherwise.
+        repeat: repeat forever; default True for train, False otherwise.
+        max_transpose: largest shift in semitones.
+
+    Returns:
+        A `tf.data.Dataset` of `(inputs, target)`: `inputs["roll"]` float32
+        `(B, T, N, 2)` (the steps before the predicted ones), `inputs["beat"]`
+        int32 `(B, T)` (bar positions of the predicted steps),
+        `inputs["target"]` float32 `(B, T, N, 2)` (the predicted steps) and
+        `target`, the same tensor.
+
+    Raises:
+        UserError: not a prepared folder, an empty split, or a window longer
+            than every piece of the split.
+    """
+    import tensorflow as tf
+
+    meta = load_meta(directory)
+    path = _split_path(directory, split)
+    if window < 1 or batch_size < 1:
+        raise UserError(f"window and batch size must be positive, got {window} and {batch_size}")
+    training = split == "train"
+    shuffle = training if shuffle is None else shuffle
+    repeat = training if repeat is None else repeat
+    transpose = bool(transpose) and training and max_transpose > 0
+    if seed is None:
+        seed = random.SystemRandom().randrange(2**62)
+    num_notes = int(meta["num_notes"])
+
+    lengths = _piece_lengths(path)
+    if not len(lengths):
+        raise UserError(f"{directory} has no pieces in its {split} split")
+    longest = int(lengths.max())
+    if longest < window:
+        raise UserError(f"window {window} is longer than every piece in {split} "
+                        f"(longest {longest} steps); use --window N with N <= {longest}")
+    usable = int(np.count_nonzero(lengths >= window))
+
+    spec = {"roll": tf.io.FixedLenFeature([], tf.string),
+            "beat": tf.io.VarLenFeature(tf.int64),
+            "steps": tf.io.FixedLenFeature([], tf.int64)}
+    silence = tf.zeros([1, num_notes, 2], tf.uint8)
+
+    def decode(record):
+        features = tf.io.parse_single_example(record, spec)
+        roll = tf.reshape(tf.io.decode_raw(features["roll"], tf.uint8),
+                          [features["steps"], num_notes, 2])
+        beat = tf.cast(tf.sparse.to_dense(features["beat"]), tf.int32)
+        return tf.concat([silence, roll], axis=0), beat
+
+    pieces = (tf.data.TFRecordDataset(str(path))
+              .map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+              .filter(lambda roll, beat: tf.shape(beat)[0] >= window)
+              .cache())
+
+    def seeds(index):
+        return tf.random.experimental.stateless_split(
+            tf.stack([tf.constant(seed, tf.int64), index]), 2)
+
+    def random_window(index, roll, beat):
+        start_seed, shift_seed = tuple(tf.unstack(seeds(index)))
+        start = tf.random.stateless_uniform(
+            [], start_seed, minval=0, maxval=tf.shape(beat)[0] - window + 1, dtype=tf.int32)
+        piece = tf.ensure_shape(roll[start:start + window + 1], [window + 1, num_notes, 2])
+        if transpose:
+            piece = _transposed(piece, shift_seed)
+        return piece, tf.ensure_shape(beat[start:start + window], [window])
+
+    def whole_windows(roll, beat):
+        count = tf.shape(beat)[0] // window
+        frames = tf.range(count)[:, None] * window + tf.range(window + 1)[None, :]
+        return tf.data.Dataset.from_tensor_slices(
+            (tf.gather(roll, frames), tf.reshape(beat[:count * window], [count, window])))
+
+    def transposed_window(index, roll, beat):
+        return _transposed(roll, tf.unstack(seeds(index))[1]), beat
+
+    def _transposed(piece, shift_seed):
+        # Narrow the shift so every played note stays in range: tf.roll wraps
+        # around, which is then harmless because the wrapped notes are silent.
+        played = tf.cast(tf.reduce_any(piece[..., 0] > 0, axis=0), tf.int32)
+        lowest = tf.argmax(played, output_type=tf.int32)
+        highest = num_notes - 1 - tf.argmax(tf.reverse(played, [0]), output_type=tf.int32)
+        low = tf.maximum(-max_transpose, -lowest)
+        high = tf.minimum(max_transpose, num_notes - 1 - highest)
+        shift = tf.random.stateless_uniform([], shift_seed, minval=low, maxval=high + 1,
+                                            dtype=tf.int32)
+        return tf.roll(piece, shift, axis=1)
+
+    if shuffle:
+        windows = pieces.shuffle(usable, seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            windows = windows.repeat()
+        windows = windows.enumerate().map(
+            lambda i, x: random_window(i, *x), num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        windows = pieces.flat_map(whole_windows)
+        if repeat:
+            windows = windows.repeat()
+        if transpose:
+            windows = windows.enumerate().map(
+                lambda i, x: transposed_window(i, *x), num_parallel_calls=tf.data.AUTOTUNE)
+
+    def to_model(roll, beat):
+        roll = tf.cast(roll, tf.float32)
+        target = roll[:, 1:]
+        return {"roll": roll[:, :-1], "beat": beat, "target": target}, target
+
+    # A repeated stream loses nothing by dropping a last partial batch, and
+    # full batches keep shapes static for model.fit and XLA.
+    dataset = (windows.batch(batch_size, drop_remainder=repeat)
+               .map(to_model, num_parallel_calls=tf.data.AUTOTUNE)
+               .prefetch(tf.data.AUTOTUNE))
+    options = tf.data.Options()
+    options.deterministic = True
+    # One file per split: shard by element under tf.distribute, not by file.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)

@@ -1,0 +1,869 @@
+"""Training: `model.fit` on a prepared dataset, with the callbacks a run needs.
+
+    from biax_keras import train
+    report = train.train("data/bach", "runs/bach", "training/configs/tiny.json")
+
+A *run folder* holds everything one training run makes:
+
+    config.json        the resolved config ({"model": ..., "train": ...}); reusable as --config
+    logs/              TensorBoard: train/ and validation/ scalars (losses, metrics,
+                       learning rate), samples/ piano rolls and audio, hparams
+    history.csv        one row per finished epoch (the curves, without TensorBoard)
+    checkpoints/best.keras   the model with the best valid frame NLL so far
+    backup/            Keras BackupAndRestore state while the run is unfinished
+    model.keras        the final model, written when training ends
+
+Running the same command again on an unfinished run folder resumes from the
+last backup (a run killed in the middle of an epoch redoes that epoch only).
+
+A config file is JSON with two optional sections, each checked key by key:
+`{"model": {...BiaxialConfig...}, "train": {...TrainConfig...}}`. The note
+range, steps per quarter and play-only flag of the model come from the
+prepared data's meta.json; a config that names other values is refused.
+"""
+
+import contextlib
+import csv
+import dataclasses
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import time
+import typing
+from pathlib import Path
+
+from biax_keras.errors import UserError
+from biax_keras.model import BiaxialConfig
+
+log = logging.getLogger(__name__)
+
+# Model config keys that describe the data rather than the network: they are
+# read from the prepared folder's meta.json.
+DATA_KEYS = ("lowest_pitch", "num_notes", "steps_per_quarter", "play_only")
+RUN_FILES = ("config.json", "logs", "history.csv", "checkpoints", "backup", "model.keras")
+# Bigger piano-roll pixels, so that one step or one note is visible.
+IMAGE_SCALE = 3
+# Sine synthesis of sampled pieces (pretty_midi's default sample rate is 44.1 kHz;
+# 16 kHz is plenty for a sine preview and keeps event files small).
+AUDIO_SAMPLE_RATE = 16000
+AUDIO_PEAK = 0.9
+BEST_CHECKPOINT = "best.keras"
+WORKERS = "workers"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How a model is trained.
+
+    Attributes:
+        epochs: epochs to train (counted across resumes).
+        batch_size: windows per batch (global, across devices).
+        window: steps predicted per window.
+        steps_per_epoch: batches per epoch; None means one pass over the
+            pieces of the train split (one random window of each).
+        validation_steps: batches of validation per epoch; None means every
+            whole window of the valid split.
+        learning_rate: Adam's learning rate.
+        clipnorm: gradients are clipped to this global norm; None turns it off.
+        seed: seed of weight initialization, dropout and the data stream.
+        transpose: random transposition of training windows.
+        image_every: epochs between piano-roll images of the model's output on
+            a fixed validation window (0: never).
+        sample_every: epochs between sampled pieces (image and audio) in
+            TensorBoard (0: never).
+        sample_steps: steps of each sampled piece.
+        patience: stop after this many epochs without a better valid frame
+            NLL, keeping the best weights; None trains every epoch.
+        backup_every: batches between backups; None backs up at the end of
+            every epoch.
+        mixed_precision: compute in bfloat16 (CPU) or float16 (GPU) with
+            float32 weights; the saved model computes in float32.
+    """
+
+    epochs: int = 100
+    batch_size: int = 10
+    window: int = 128
+    steps_per_epoch: typing.Optional[int] = None
+    validation_steps: typing.Optional[int] = None
+    learning_rate: float = 1e-3
+    clipnorm: typing.Optional[float] = 1.0
+    seed: int = 0
+    transpose: bool = True
+    image_every: int = 1
+    sample_every: int = 5
+    sample_steps: int = 128
+    patience: typing.Optional[int] = None
+    backup_every: typing.Optional[int] = None
+    mixed_precision: bool = False
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size", "window", "sample_steps"):
+            _require(getattr(self, name) >= 1, f"train.{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("steps_per_epoch", "validation_steps", "patience", "backup_every"):
+            value = getattr(self, name)
+            _require(value is None or value >= 1,
+                     f"train.{name} must be at least 1 or null, got {value}")
+        for name in ("image_every", "sample_every"):
+            _require(getattr(self, name) >= 0,
+                     f"train.{name} must be 0 (never) or more, got {getattr(self, name)}")
+        _require(self.learning_rate > 0, f"train.learning_rate must be positive, got {self.learning_rate}")
+        _require(self.clipnorm is None or self.clipnorm > 0,
+                 f"train.clipnorm must be positive or null, got {self.clipnorm}")
+
+    @classmethod
+    def from_dict(cls, values):
+        """Builds a config from a dict, rejecting unknown keys and wrong types.
+
+        Raises:
+            UserError: for an unknown key or a value of the wrong type.
+        """
+        return cls(**_checked_fields(cls, values, "train"))
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def _require(condition, message):
+    if not condition:
+        raise UserError(message)
+
+
+def _checked_fields(cls, values, section):
+    """`values` checked against the annotated fields of dataclass `cls`."""
+    if not isinstance(values, dict):
+        raise UserError(f"the {section!r} config must be a JSON object, got {type(values).__name__}")
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(values) - set(hints))
+    if unknown:
+        raise UserError(f"unknown {section} config key(s) {', '.join(unknown)}; "
+                        f"known keys: {', '.join(hints)}")
+    checked = {}
+    for name, value in values.items():
+        kind = hints[name]
+        optional = typing.get_origin(kind) is typing.Union and type(None) in typing.get_args(kind)
+        if optional:
+            kind = next(a for a in typing.get_args(kind) if a is not type(None))
+        if value is None and optional:
+            checked[name] = None
+            continue
+        if kind is bool:
+            ok = isinstance(value, bool)
+        elif kind is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        else:  # float: a whole number is a fine float
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            value = float(value) if ok else value
+        if not ok:
+            expected = kind.__name__ + (" or null" if optional else "")
+            raise UserError(f"{section} config key {name!r} must be {expected}, got {value!r}")
+        checked[name] = value
+    return checked
+
+
+def read_config(config):
+    """The raw sections of a run config.
+
+    Args:
+        config: None (defaults), a path to a JSON file, or a dict
+            `{"model": {...}, "train": {...}}` (both sections optional).
+
+    Returns:
+        `(model_values, train_values)`: dicts of the keys given, not yet checked.
+
+    Raises:
+        UserError: an unreadable file, invalid JSON or an unknown section.
+    """
+    if config is None:
+        return {}, {}
+    if isinstance(config, (str, os.PathLike)):
+        try:
+            with open(config) as f:
+                config = json.load(f)
+        except OSError as e:
+            raise UserError(f"cannot read config {config}: {e.strerror}") from None
+        except ValueError as e:
+            raise UserError(f"config {config} is not valid JSON ({e})") from None
+    if not isinstance(config, dict):
+        raise UserError(f"a config must be a JSON object with 'model' and 'train' sections, "
+                        f"got {type(config).__name__}")
+    unknown = sorted(set(config) - {"model", "train"})
+    if unknown:
+        raise UserError(f"unknown config section(s) {', '.join(unknown)}; "
+                        "a config has only 'model' and 'train'")
+    model_values, train_values = config.get("model", {}), config.get("train", {})
+    for name, values in (("model", model_values), ("train", train_values)):
+        if not isinstance(values, dict):
+            raise UserError(f"the {name!r} config must be a JSON object, got {type(values).__name__}")
+    return dict(model_values), dict(train_values)
+
+
+def resolve_config(config=None, meta=None, overrides=None):
+    """The model and train configs of a run.
+
+    Args:
+        config: as for `read_config`.
+        meta: the prepared data's meta (from `data.load_meta`); its note range,
+            steps per quarter and play-only flag become the model's.
+        overrides: dict of train keys (e.g. from command-line flags) that
+            replace the file's values; None values are ignored.
+
+    Returns:
+        `(BiaxialConfig, TrainConfig)`.
+
+    Raises:
+        UserError: for unknown keys, wrong types, or a model config whose data
+            keys disagree with the data.
+    """
+    model_values, train_values = read_config(config)
+    train_values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    train_config = TrainConfig.from_dict(train_values)
+    BiaxialConfig.from_dict(model_values)  # checks keys and types before the data
+    if meta is not None:
+        model_values = _with_data_range(model_values, meta)
+    return BiaxialConfig.from_dict(model_values), train_config
+
+
+def _with_data_range(model_values, meta):
+    values = dict(model_values)
+    data = {key: meta[key] for key in DATA_KEYS if key in meta}
+    data["play_only"] = bool(data.get("play_only", False))
+    for key, value in data.items():
+        given = values.get(key)
+        if key == "play_only":
+            # Training play alone on data with articulation is a choice;
+            # training articulation on data without it would teach "never".
+            if given is False and value:
+                raise UserError("the config says play_only false, but the data has no "
+                                "articulation (prepared play-only); set play_only true")
+            values[key] = bool(given) or value
+        elif given is not None and given != value:
+            flag = "--" + key.replace("_", "-")
+            raise UserError(f"the config says {key} {given} but the data was prepared with "
+                            f"{value}; remove {key} from the config or prepare the data "
+                            f"with {flag} {given}")
+        else:
+            values[key] = value
+    return values
+
+
+def config_to_dict(model_config, train_config):
+    """The JSON form of a run config (what config.json holds)."""
+    return {"model": model_config.to_dict(), "train": train_config.to_dict()}
+
+
+# ----------------------------------------------------------------------------
+# Strategies
+# ----------------------------------------------------------------------------
+
+STRATEGIES = ("default", "mirrored", "multi_worker")
+
+
+def make_strategy(name):
+    """A `tf.distribute` strategy by name.
+
+    Args:
+        name: `default` (one device), `mirrored` (every local GPU) or
+            `multi_worker` (MultiWorkerMirroredStrategy; the cluster comes
+            from the TF_CONFIG environment variable).
+
+    Returns:
+        A `tf.distribute.Strategy`.
+
+    Raises:
+        UserError: an unknown name or an unusable TF_CONFIG.
+    """
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        if "TF_CONFIG" in os.environ:
+            try:
+                json.loads(os.environ["TF_CONFIG"])
+            except ValueError as e:
+                raise UserError(f"TF_CONFIG is not valid JSON ({e})") from None
+        else:
+            log.warning("multi_worker strategy without TF_CONFIG: training as a single worker")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise UserError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+
+
+def _build_from_a_local_batch(model):
+    """Let `fit` build a model under a strategy with several replicas.
+
+    Keras (3.5 to 3.15 at least) averages the first batch across replicas
+    before building the model symbolically, and the strategies cannot reduce
+    a dict of inputs (keras-team/keras#20329). One replica's batch has the
+    shapes the build needs, so `fit` is given that instead.
+    """
+    import keras
+    import tensorflow as tf
+
+    original = getattr(model, "_maybe_symbolic_build", None)
+    if original is None:  # a Keras without the step this works around
+        return
+
+    def build(iterator=None, data_batch=None):
+        if iterator is not None and data_batch is None:
+            for _, _, batches in iterator:
+                data_batch = keras.tree.map_structure(
+                    lambda v: (model.distribute_strategy.experimental_local_results(v)[0]
+                               if isinstance(v, tf.distribute.DistributedValues) else v),
+                    next(batches))
+                break
+        return original(data_batch=data_batch)
+
+    model._maybe_symbolic_build = build
+
+
+def _logs_reducible_across_workers(model):
+    """Let `fit` average a step's logs across the workers of a cluster.
+
+    Keras 3 averages each log value across workers along axis 0, which a
+    scalar has not (tensorflow/tensorflow#72388): every model's `fit` fails
+    under MultiWorkerMirroredStrategy with more than one worker. Each value
+    is given that axis here, of length 1; the average is then the scalar.
+    """
+    from keras import ops
+
+    def with_axis(step):
+        def wrapped(data):
+            return {name: ops.reshape(value, (1,)) for name, value in step(data).items()}
+        return wrapped
+
+    model.train_step = with_axis(model.train_step)
+    model.test_step = with_axis(model.test_step)
+
+
+def _workers(strategy):
+    """Number of worker processes training together (1 without a cluster)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None:
+        return 1
+    jobs = resolver.cluster_spec().as_dict()
+    return max(1, len(jobs.get("worker", [])) + len(jobs.get("chief", [])))
+
+
+def _worker(strategy):
+    """`(is_chief, task_id)` of this process in a multi-worker cluster."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not getattr(resolver, "task_type", None):
+        return True, 0
+    task_type, task_id = resolver.task_type, resolver.task_id or 0
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    chief = task_type == "chief" or (task_type == "worker" and task_id == 0 and not has_chief)
+    return chief, task_id
+
+
+# ----------------------------------------------------------------------------
+# Run folders
+# ----------------------------------------------------------------------------
+
+
+def _backup_epoch(backup_dir):
+    """The epoch a Keras BackupAndRestore backup resumes at, or None."""
+    try:
+        with open(Path(backup_dir) / "training_metadata.json") as f:
+            return int(json.load(f)["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _check_run_folder(run_dir, config_dict):
+    """Check that the run folder is new or empty, or holds this run unfinished.
+
+    Returns:
+        The epoch the run resumes at (0 for a new run).
+    """
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"--out {run_dir} is a file; give a folder for the run")
+    # `workers/` is where the other workers of a cluster write (see `train`).
+    if run_dir.is_dir() and any(p.name != WORKERS for p in run_dir.iterdir()):
+        previous_path = run_dir / "config.json"
+        if not previous_path.is_file():
+            raise UserError(f"--out {run_dir} holds other files (no config.json); "
+                            "give a new or empty folder for the run")
+        resume_epoch = _backup_epoch(run_dir / "backup")
+        if resume_epoch is None:
+            if (run_dir / "model.keras").exists():
+                raise UserError(f"{run_dir} holds a finished run (model.keras); "
+                                "give a new --out to train again")
+            log.info("%s holds a run that never finished an epoch: starting it again", run_dir)
+            return 0
+        try:
+            previous = json.loads(previous_path.read_text())
+        except ValueError:
+            previous = {}
+        if previous.get("model") != config_dict["model"]:
+            raise UserError(f"{run_dir} holds an unfinished run of a different model config; "
+                            "give a new --out, or the same config to resume it")
+        changed = sorted(k for k, v in config_dict["train"].items()
+                         if previous.get("train", {}).get(k) != v)
+        if changed:
+            log.warning("resuming %s with changed train settings: %s", run_dir, ", ".join(changed))
+        log.info("resuming %s at epoch %d", run_dir, resume_epoch + 1)
+        return resume_epoch
+    return 0
+
+
+def _write_json_atomic(path, value):
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(value, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def save_model_atomic(model, path):
+    """`model.save(path)`, written to a temporary file beside it and renamed."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def _history_rows(path):
+    try:
+        with open(path, newline="") as f:
+            return list(csv.DictReader(f))
+    except OSError:
+        return []
+
+
+def _best_so_far(history_path, before_epoch, key="val_frame_nll"):
+    """Lowest `key` in history.csv for epochs before `before_epoch` (None if none)."""
+    values = []
+    for row in _history_rows(history_path):
+        try:
+            if int(row["epoch"]) < before_epoch:
+                values.append(float(row[key]))
+        except (KeyError, ValueError, TypeError):
+            continue
+    values = [v for v in values if math.isfinite(v)]
+    return min(values) if values else None
+
+
+# ----------------------------------------------------------------------------
+# TensorBoard pictures and sounds
+# ----------------------------------------------------------------------------
+
+
+def roll_image(*panels, scale=IMAGE_SCALE):
+    """Piano-roll panels side by side as one grayscale image.
+
+    Args:
+        *panels: arrays `(steps, notes)` with values in [0, 1] (probabilities
+            or 0/1 rolls), all the same shape.
+        scale: pixels per step and per note.
+
+    Returns:
+        float32 `(notes * scale, panels * steps * scale + gaps, 1)`: time runs
+        left to right, pitch bottom to top, panels are split by a gray line.
+    """
+    import numpy as np
+
+    columns = []
+    for index, panel in enumerate(panels):
+        picture = np.asarray(panel, np.float32).T[::-1]  # (notes, steps), high pitch on top
+        picture = np.repeat(np.repeat(picture, scale, axis=0), scale, axis=1)
+        if index:
+            columns.append(np.full((picture.shape[0], scale), 0.5, np.float32))
+        columns.append(picture)
+    return np.concatenate(columns, axis=1)[..., None]
+
+
+def roll_audio(roll, steps_per_quarter, lowest_pitch, sample_rate=AUDIO_SAMPLE_RATE):
+    """A roll as sine-wave audio (pretty_midi's synthesizer; no SoundFont needed).
+
+    Returns:
+        float32 `(samples,)` in [-1, 1], or None when pretty_midi is missing or
+        the roll is silent.
+    """
+    import numpy as np
+
+    try:
+        import note_seq
+    except ImportError:
+        return None
+    from biax_keras import representation
+
+    sequence = representation.roll_to_note_sequence(
+        roll, steps_per_quarter=steps_per_quarter, lowest_pitch=lowest_pitch)
+    if not sequence.notes:
+        return None
+    wave = note_seq.note_sequence_to_pretty_midi(sequence).synthesize(fs=sample_rate)
+    peak = float(np.max(np.abs(wave))) if wave.size else 0.0
+    if not peak:
+        return None
+    return (wave * (AUDIO_PEAK / peak)).astype(np.float32)
+
+
+def _find_generate():
+    """`biax_keras.generate.generate` if that module is installed, else None."""
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec("biax_keras.generate") is None:
+        return None
+    return getattr(importlib.import_module("biax_keras.generate"), "generate", None)
+
+
+def roll_summaries(log_dir, window, model_config, train_config, hparams=None):
+    """A Keras callback that shows piano rolls, samples and hparams in TensorBoard.
+
+    Every `train_config.image_every` epochs it draws the model's P(play) (and
+    P(articulate)) on a fixed validation window beside the true roll; every
+    `train_config.sample_every` epochs, when `biax_keras.generate` is there, it
+    samples a piece of `sample_steps` steps and adds its roll and a sine-wave
+    rendering. Steps are epochs counted from 0, as Keras's TensorBoard counts.
+
+    Args:
+        log_dir: TensorBoard folder; images and audio go to `log_dir/samples`,
+            hparams to `log_dir` itself.
+        window: `(inputs, target)` of one validation window (batch 1) in numpy,
+            or None for no output images.
+        model_config: the model's `BiaxialConfig`.
+        train_config: the `TrainConfig`.
+        hparams: dict of hyperparameters to record at the start (None: none).
+
+    Returns:
+        A `keras.callbacks.Callback`.
+    """
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    class RollSummaries(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.writer = tf.summary.create_file_writer(str(Path(log_dir) / "samples"))
+            self.generate = _find_generate() if train_config.sample_every else None
+            self.sample_failed = False
+
+        def on_train_begin(self, logs=None):
+            if hparams:
+                _write_hparams(log_dir, hparams)
+
+        def on_epoch_end(self, epoch, logs=None):
+            number = epoch + 1
+            if window is not None and train_config.image_every and number % train_config.image_every == 0:
+                self._write_output(epoch)
+            if self.generate and number % train_config.sample_every == 0:
+                self._write_sample(epoch)
+            self.writer.flush()
+
+        def _write_output(self, epoch):
+            inputs, target = window
+            probabilities = np.asarray(self.model(inputs, training=False), np.float32)[0]
+            truth = np.asarray(target, np.float32)[0]
+            with self.writer.as_default():
+                tf.summary.image("valid/play: true | model", roll_image(truth[..., 0], probabilities[..., 0])[None],
+                                 step=epoch, description="P(play) on a fixed validation window "
+                                 "(right) beside the true roll (left); pitch upwards, time to the right")
+                if not model_config.play_only:
+                    tf.summary.image("valid/articulate: true | model",
+                                     roll_image(truth[..., 1] * truth[..., 0], probabilities[..., 1])[None],
+                                     step=epoch)
+
+        def _write_sample(self, epoch):
+            try:
+                roll = self.generate(self.model, steps=train_config.sample_steps, seed=train_config.seed)
+            except Exception as e:  # a sampler bug must not end a long training run
+                if not self.sample_failed:
+                    log.warning("sampling for TensorBoard failed (%s: %s); training goes on",
+                                type(e).__name__, e)
+                self.sample_failed = True
+                return
+            roll = np.asarray(roll)
+            picture = roll_image(0.5 * roll[..., 0] + 0.5 * roll[..., 0] * roll[..., 1])
+            audio = roll_audio(roll, model_config.steps_per_quarter, model_config.lowest_pitch)
+            with self.writer.as_default():
+                tf.summary.image("sample/roll", picture[None], step=epoch,
+                                 description=f"a sampled piece (seed {train_config.seed}); "
+                                 "gray: held, white: struck")
+                if audio is not None:
+                    tf.summary.audio("sample/audio", audio[None, :, None], AUDIO_SAMPLE_RATE,
+                                     step=epoch, description="sine-wave rendering of the sample")
+
+    return RollSummaries()
+
+
+def _hparam_value(value):
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    if value is None:
+        return "none"
+    return value
+
+
+def hparams_of(model_config, train_config):
+    """Flat hyperparameters of a run, for the TensorBoard hparams dashboard."""
+    values = {f"model.{k}": _hparam_value(v) for k, v in model_config.to_dict().items()}
+    values.update({f"train.{k}": _hparam_value(v) for k, v in train_config.to_dict().items()})
+    return values
+
+
+def _write_hparams(log_dir, values):
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import api as hp
+
+    metrics = [hp.Metric("epoch_frame_nll", group="validation", display_name="valid frame NLL"),
+               hp.Metric("epoch_frame_nll", group="train", display_name="train frame NLL")]
+    with tf.summary.create_file_writer(str(log_dir)).as_default():
+        hp.hparams_config(hparams=[hp.HParam(name) for name in values], metrics=metrics)
+        hp.hparams(values, trial_id=Path(log_dir).parent.name)
+
+
+# ----------------------------------------------------------------------------
+# Training
+# ----------------------------------------------------------------------------
+
+
+def train_piece_count(data_dir, window, split="train"):
+    """Pieces of a prepared split with at least `window` steps (those make_dataset uses)."""
+    import tensorflow as tf
+
+    from biax_keras import data
+
+    data.load_meta(data_dir)
+    path = Path(data_dir) / f"{split}.tfrecord"
+    if not path.is_file():
+        raise UserError(f"{data_dir} has no {split}.tfrecord; prepare it again")
+    spec = {"steps": tf.io.FixedLenFeature([], tf.int64)}
+    lengths = (tf.data.TFRecordDataset(str(path))
+               .map(lambda record: tf.io.parse_single_example(record, spec)["steps"]))
+    return sum(1 for steps in lengths.as_numpy_iterator() if steps >= window)
+
+
+def _first_window(dataset):
+    """`(inputs, target)` of the first window of a dataset, batch 1, in numpy."""
+    for inputs, target in dataset.take(1).as_numpy_iterator():
+        return {k: v[:1] for k, v in inputs.items()}, target[:1]
+    return None
+
+
+@contextlib.contextmanager
+def _dtype_policy(name):
+    import keras
+
+    previous = keras.config.dtype_policy()
+    if name:
+        keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _mixed_policy():
+    import tensorflow as tf
+
+    return "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+
+
+def train(data_dir, run_dir, config=None, strategy=None, overrides=None, init=None,
+          callbacks=(), verbose=None):
+    """Train a biaxial model on a prepared dataset; resume an unfinished run.
+
+    Args:
+        data_dir: a folder written by `biax prepare` (`data.prepare`).
+        run_dir: the run folder (created; or an unfinished run to resume).
+        config: None, a config file path, or a dict `{"model": ..., "train": ...}`.
+        strategy: None (no strategy scope), a name from `STRATEGIES`, or a
+            `tf.distribute.Strategy`.
+        overrides: dict of train config keys replacing the config's (None
+            values are ignored), e.g. from command-line flags.
+        init: optional path of a `.keras` model to start from (fine-tuning):
+            its network sizes replace the config's.
+        callbacks: extra Keras callbacks, after the run's own.
+        verbose: Keras progress output: 0 none, 1 progress bar, 2 one line per
+            epoch; None picks 1 on a terminal, else 2.
+
+    Returns:
+        A JSON-able report: run folder, model path, parameters, epochs
+        (initial and final), the last epoch's metrics, best valid frame NLL,
+        seconds.
+
+    Raises:
+        UserError: not a prepared dataset, a bad config, a window longer than
+            every piece, a run folder that holds something else, an `init`
+            that is not a biaxial model, or a loss that became NaN.
+    """
+    started = time.monotonic()
+    from biax_keras import data
+
+    # MultiWorkerMirroredStrategy must exist before any other TensorFlow op.
+    if isinstance(strategy, str):
+        strategy = make_strategy(strategy)
+    meta = data.load_meta(data_dir)
+    init_model = _load_init(init) if init else None
+    if init_model is not None:
+        config = _config_with_init(config, init_model.config)
+    model_config, train_config = resolve_config(config, meta, overrides)
+
+    import keras
+    import tensorflow as tf
+
+    chief, task_id = _worker(strategy) if strategy is not None else (True, 0)
+    run_dir = Path(run_dir)
+    # Workers other than the chief write where nobody reads (TensorFlow's
+    # multi-worker advice): the run folder is the chief's alone.
+    work_dir = run_dir if chief else run_dir / WORKERS / f"worker-{task_id}"
+    config_dict = config_to_dict(model_config, train_config)
+    initial_epoch = _check_run_folder(work_dir, config_dict)
+
+    # A resumed run draws new windows rather than replaying the first epochs'.
+    data_seed = train_config.seed + initial_epoch
+    train_data = data.make_dataset(
+        data_dir, "train", window=train_config.window, batch_size=train_config.batch_size,
+        transpose=train_config.transpose, seed=data_seed)
+    valid_data = data.make_dataset(
+        data_dir, "valid", window=train_config.window, batch_size=train_config.batch_size,
+        seed=train_config.seed)
+    # Counted once, so that Keras knows the validation length (its progress
+    # bar, and no "ran out of data" warning at the end of every validation).
+    valid_batches = int(valid_data.reduce(0, lambda count, _: count + 1))
+    valid_data = valid_data.apply(tf.data.experimental.assert_cardinality(valid_batches))
+    steps_per_epoch = train_config.steps_per_epoch
+    if steps_per_epoch is None:
+        pieces = train_piece_count(data_dir, train_config.window)
+        steps_per_epoch = math.ceil(pieces / train_config.batch_size)
+
+    # Everything the user gave has been checked: only now is the folder written.
+    work_dir.mkdir(parents=True, exist_ok=True)
+    _write_json_atomic(work_dir / "config.json", config_dict)
+
+    keras.utils.set_random_seed(train_config.seed)
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    policy = _mixed_policy() if train_config.mixed_precision else None
+    from biax_keras.model import build_model
+
+    with _dtype_policy(policy), scope:
+        model = build_model(model_config, learning_rate=train_config.learning_rate,
+                            clipnorm=train_config.clipnorm)
+        if init_model is not None:
+            model.set_weights(init_model.get_weights())
+    if strategy is not None and strategy.num_replicas_in_sync > 1:
+        _build_from_a_local_batch(model)
+    if _workers(strategy) > 1:
+        _logs_reducible_across_workers(model)
+    parameters = model.count_params()
+    log.info("model: %s parameters; %d steps per epoch of %d x %d steps x %d notes%s",
+             f"{parameters:,}", steps_per_epoch, train_config.batch_size, train_config.window,
+             model_config.num_notes, f"; mixed precision {policy}" if policy else "")
+
+    logs_dir, history_path = work_dir / "logs", work_dir / "history.csv"
+    (work_dir / "checkpoints").mkdir(exist_ok=True)
+    best = _best_so_far(history_path, initial_epoch)
+    run_callbacks = [
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.ModelCheckpoint(
+            str(work_dir / "checkpoints" / BEST_CHECKPOINT), monitor="val_frame_nll",
+            mode="min", save_best_only=True, initial_value_threshold=best),
+        keras.callbacks.TensorBoard(str(logs_dir), write_graph=False, update_freq="epoch",
+                                    profile_batch=0),
+        keras.callbacks.CSVLogger(str(history_path), append=True),
+        roll_summaries(logs_dir, _first_window(valid_data), model_config, train_config,
+                       hparams_of(model_config, train_config) if chief else None),
+    ]
+    if train_config.patience:
+        run_callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_frame_nll", mode="min", patience=train_config.patience,
+            restore_best_weights=True))
+    # Last, so that a kill between the epoch's records and its backup redoes
+    # the epoch (a repeated history row) rather than skipping its records.
+    run_callbacks.append(keras.callbacks.BackupAndRestore(
+        str(work_dir / "backup"), save_freq=train_config.backup_every or "epoch",
+        double_checkpoint=True, delete_checkpoint=False))
+    run_callbacks.extend(callbacks)
+
+    if verbose is None:
+        verbose = 1 if sys.stderr.isatty() else 2
+    # Keras prints progress on stdout; stdout belongs to --json's one object.
+    with contextlib.redirect_stdout(sys.stderr):
+        history = model.fit(train_data, epochs=train_config.epochs, steps_per_epoch=steps_per_epoch,
+                            validation_data=valid_data, validation_steps=train_config.validation_steps,
+                            callbacks=run_callbacks, verbose=verbose, shuffle=False)
+
+    last = {k: float(v[-1]) for k, v in history.history.items() if v}
+    if last and not math.isfinite(last.get("loss", 0.0)):
+        raise UserError(f"training diverged (loss {last['loss']}); {work_dir}/checkpoints holds "
+                        "the best model so far; try a lower --learning-rate")
+    model_path = work_dir / "model.keras"
+    save_model_atomic(model, model_path)
+    # Only now is the backup redundant: a kill before this line resumes.
+    shutil.rmtree(work_dir / "backup", ignore_errors=True)
+    if not chief:
+        shutil.rmtree(work_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):  # the last worker out removes the folder
+            (run_dir / WORKERS).rmdir()
+
+    rows = _history_rows(history_path)
+    best = _best_so_far(history_path, train_config.epochs)
+    return {
+        "run": str(run_dir),
+        "model": str(run_dir / "model.keras"),
+        "parameters": parameters,
+        "initial_epoch": initial_epoch,
+        "epochs": int(rows[-1]["epoch"]) + 1 if rows else initial_epoch,
+        "epochs_run": len(next(iter(history.history.values()), [])),
+        "steps_per_epoch": steps_per_epoch,
+        "last": last,
+        "best_val_frame_nll": best,
+        "config": config_dict,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+
+
+def _load_init(path):
+    """The model to start from, checked."""
+    import keras
+
+    from biax_keras.model import BiaxialModel
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"--init {path} does not exist (give a .keras file written by biax train)")
+    try:
+        # Only the weights are wanted: the run compiles its own optimizer.
+        model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    except Exception as e:  # Keras raises many kinds for a bad file
+        raise UserError(f"--init {path} is not a Keras model file ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else 'unreadable'})") from None
+    if not isinstance(model, BiaxialModel):
+        raise UserError(f"--init {path} is a Keras model but not a biaxial model "
+                        f"({type(model).__name__})")
+    return model
+
+
+def _config_with_init(config, init_config):
+    """The run config with the network sizes of the model started from."""
+    model_values, train_values = read_config(config)
+    for key in ("time_units", "note_units", "beat_bits"):
+        ours = getattr(init_config, key)
+        given = model_values.get(key, ours)
+        if (list(given) if isinstance(given, (list, tuple)) else given) != (
+                list(ours) if isinstance(ours, tuple) else ours):
+            raise UserError(f"the config's {key} {given} differs from the --init model's "
+                            f"{list(ours) if isinstance(ours, tuple) else ours}; remove it")
+        model_values[key] = list(ours) if isinstance(ours, tuple) else ours
+    return {"model": model_values, "train": train_values}
+
+
+def format_report(report):
+    """A short human summary of `train`'s report."""
+    best = report["best_val_frame_nll"]
+    lines = [
+        f"trained {report['epochs_run']} epoch(s) (epochs {report['initial_epoch'] + 1}.."
+        f"{report['epochs']}) in {report['seconds']:.0f} s",
+        f"valid frame NLL: best {best:.4f} nats per step" if best is not None else
+        "valid frame NLL: none recorded",
+        f"model: {report['model']}",
+        f"TensorBoard: tensorboard --logdir {Path(report['run']) / 'logs'}",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,362 @@
+"""`biax train`: a tiny run end to end, TensorBoard output, resuming, bad input."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from biax_keras import cli, data, train
+from biax_keras.errors import UserError
+from biax_keras.model import BiaxialModel
+from conftest import midi_bytes
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "training" / "configs" / "tiny.json"
+RUN_CONTENTS = {"config.json", "logs", "history.csv", "checkpoints", "model.keras"}
+# Batches per epoch in the tests: enough for the tiny model's loss to fall clearly.
+STEPS = 20
+
+
+def arpeggio_piece(root, bars):
+    """A C-major-like arpeggio over a held bass, transposed to `root`: easy to learn."""
+    notes = []
+    for bar in range(bars):
+        for quarter, interval in enumerate((0, 4, 7, 12)):
+            notes.append((root + interval, bar * 4 + quarter, bar * 4 + quarter + 1))
+        notes.append((root - 12, bar * 4, bar * 4 + 4))
+    return notes
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """A prepared folder of 20 six-bar pieces (96 steps each): 16 train, 2 valid, 2 test."""
+    base = tmp_path_factory.mktemp("train_data")
+    source = base / "midi"
+    source.mkdir()
+    for i in range(20):
+        (source / f"piece{i:02d}.mid").write_bytes(midi_bytes(arpeggio_piece(48 + i % 12, 6)))
+    out = base / "prepared"
+    report = data.prepare(source, out, workers=1)
+    assert report["pieces"]["valid"] >= 1
+    return out
+
+
+def run_cli(capsys, *argv):
+    try:
+        code = cli.main(["train", *map(str, argv)])
+    except SystemExit as e:  # argparse rejects a flag
+        code = e.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def history(run):
+    with open(run / "history.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def tags(folder):
+    from tensorboard.backend.event_processing import event_accumulator
+
+    accumulator = event_accumulator.EventAccumulator(str(folder), size_guidance={"tensors": 0})
+    accumulator.Reload()
+    return accumulator
+
+
+def test_tiny_training_run_end_to_end(prepared, tmp_path, capsys):
+    run = tmp_path / "run"
+    code, out, err = run_cli(capsys, "--data", prepared, "--out", run, "--config", TINY,
+                             "--epochs", 2, "--steps-per-epoch", STEPS, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["epochs"] == 2 and report["initial_epoch"] == 0 and report["epochs_run"] == 2
+    assert {p.name for p in run.iterdir()} == RUN_CONTENTS  # the backup is gone once finished
+    assert (run / "checkpoints" / "best.keras").is_file()
+
+    rows = history(run)
+    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    assert float(rows[1]["loss"]) < 0.8 * float(rows[0]["loss"])
+    assert float(rows[1]["val_frame_nll"]) < float(rows[0]["val_frame_nll"])
+    assert report["best_val_frame_nll"] == pytest.approx(float(rows[1]["val_frame_nll"]))
+
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"]["time_units"] == [8] and config["train"]["epochs"] == 2
+    meta = data.load_meta(prepared)
+    assert {k: config["model"][k] for k in train.DATA_KEYS} == {k: meta[k] for k in train.DATA_KEYS}
+    model = keras.saving.load_model(run / "model.keras", safe_mode=True)
+    assert isinstance(model, BiaxialModel) and model.config.to_dict() == config["model"]
+
+    train_tags = tags(run / "logs" / "train").Tags()["tensors"]
+    assert {"epoch_frame_nll", "epoch_loss", "epoch_learning_rate"} <= set(train_tags)
+    assert "epoch_frame_nll" in tags(run / "logs" / "validation").Tags()["tensors"]
+    samples = tags(run / "logs" / "samples")
+    image_tag = "valid/play: true | model"
+    assert image_tag in samples.Tags()["tensors"]
+    events = samples.Tensors(image_tag)
+    assert [e.step for e in events] == [0, 1]
+    width, height = (int(v) for v in events[0].tensor_proto.string_val[:2])
+    assert (height, width) == (78 * train.IMAGE_SCALE, (2 * 16 + 1) * train.IMAGE_SCALE)
+    assert "_hparams_/session_start_info" in tags(run / "logs").Tags()["tensors"]
+
+    # The same command on the finished run refuses, rather than overwriting it.
+    code, _, err = run_cli(capsys, "--data", prepared, "--out", run, "--config", TINY)
+    assert code == 2 and "finished run" in err and len(err.strip().splitlines()) == 1
+
+
+class _Crash(keras.callbacks.Callback):
+    """Raises in the middle of epoch `epoch`, as a crash would."""
+
+    def __init__(self, epoch, batch):
+        super().__init__()
+        self.at = (epoch, batch)
+        self.epoch = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.epoch, batch) == self.at:
+            raise RuntimeError("crash")
+
+
+@pytest.mark.parametrize("backup_every", [None, 4])
+def test_a_crashed_run_resumes_where_it_stopped(prepared, tmp_path, backup_every):
+    run = tmp_path / "run"
+    config = {"model": {"time_units": [8], "note_units": [8], "dropout": 0.0},
+              "train": {"epochs": 3, "batch_size": 4, "window": 16, "steps_per_epoch": 10,
+                        "image_every": 0, "sample_every": 0, "backup_every": backup_every}}
+    with pytest.raises(RuntimeError, match="crash"):
+        train.train(prepared, run, config, callbacks=[_Crash(epoch=1, batch=6)], verbose=0)
+    assert json.loads((run / "backup" / "training_metadata.json").read_text())["epoch"] == 1
+    assert [int(r["epoch"]) for r in history(run)] == [0]
+
+    report = train.train(prepared, run, config, verbose=0)
+    assert report["initial_epoch"] == 1 and report["epochs_run"] == 2 and report["epochs"] == 3
+    assert [int(r["epoch"]) for r in history(run)] == [0, 1, 2]
+    assert {p.name for p in run.iterdir()} == RUN_CONTENTS
+    model = keras.saving.load_model(run / "model.keras", safe_mode=True)
+    # The optimizer's state came back too: its step count runs on from the
+    # backup (epoch 0's 10 steps; with a backup every 4 batches, 6 more of
+    # epoch 1, which Keras then runs whole again) through the 2 epochs left.
+    backed_up = {None: 10, 4: 16}[backup_every]
+    assert int(model.optimizer.iterations.numpy()) == backed_up + 2 * 10
+
+
+@pytest.mark.slow
+def test_kill_9_mid_epoch_then_the_same_command_resumes(prepared, tmp_path):
+    run = tmp_path / "run"
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps({
+        "model": {"time_units": [8], "note_units": [8], "dropout": 0.0},
+        "train": {"epochs": 4, "batch_size": 4, "window": 16, "steps_per_epoch": 150,
+                  "image_every": 0, "sample_every": 0}}))
+    command = [sys.executable, "-m", "biax_keras.cli", "train", "--data", str(prepared),
+               "--out", str(run), "--config", str(config_path), "--json"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    metadata = run / "backup" / "training_metadata.json"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and first.poll() is None:
+        if train._backup_epoch(run / "backup") is not None:
+            break
+        time.sleep(0.1)
+    assert first.poll() is None, first.communicate()[1].decode()[-2000:]
+    time.sleep(1.0)  # into the next epoch (each takes a few seconds)
+    assert first.poll() is None, "the run finished before it could be killed"
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    finished = json.loads(metadata.read_text())["epoch"]
+    assert 1 <= finished < 4
+
+    second = subprocess.run(command, env=env, capture_output=True, timeout=300)
+    assert second.returncode == 0, second.stderr.decode()[-2000:]
+    report = json.loads(second.stdout)
+    assert report["initial_epoch"] == finished and report["epochs_run"] == 4 - finished
+    epochs = [int(r["epoch"]) for r in history(run)]
+    assert sorted(set(epochs)) == [0, 1, 2, 3] and len(epochs) <= 5
+    assert {p.name for p in run.iterdir()} == RUN_CONTENTS
+
+
+def test_init_starts_from_a_trained_model(prepared, tmp_path):
+    from biax_keras.model import BiaxialConfig, build_model
+
+    start = build_model(BiaxialConfig(time_units=(5,), note_units=(3,)))
+    start.set_weights([w + 0.5 for w in start.get_weights()])
+    start.save(tmp_path / "start.keras")
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            seen.extend(self.model.get_weights())
+
+    config = {"train": {"epochs": 1, "batch_size": 4, "window": 16, "steps_per_epoch": 1,
+                        "image_every": 0, "sample_every": 0}}
+    report = train.train(prepared, tmp_path / "run", config, init=tmp_path / "start.keras",
+                         callbacks=[Record()], verbose=0)
+    assert report["config"]["model"]["time_units"] == [5]
+    for got, want in zip(seen, start.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(UserError, match="differs from the --init model"):
+        train.train(prepared, tmp_path / "run2", {"model": {"time_units": [8]}},
+                    init=tmp_path / "start.keras")
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_workers_train_together(prepared, tmp_path):
+    run = tmp_path / "run"
+    cluster = {"worker": [f"localhost:{free_port()}", f"localhost:{free_port()}"]}
+    command = [sys.executable, "-m", "biax_keras.cli", "train", "--data", str(prepared),
+               "--out", str(run), "--config", str(TINY), "--steps-per-epoch", "4",
+               "--strategy", "multi_worker", "--json"]
+    workers = [subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_CONFIG=json.dumps(
+            {"cluster": cluster, "task": {"type": "worker", "index": index}})))
+        for index in range(2)]
+    outputs = [worker.communicate(timeout=300) for worker in workers]
+    for worker, (_, err) in zip(workers, outputs):
+        assert worker.returncode == 0, err.decode()[-2000:]
+    reports = [json.loads(out) for out, _ in outputs]
+    # Both computed the same (synchronous) training; only the chief kept a run folder.
+    assert reports[0]["last"] == reports[1]["last"]
+    assert {p.name for p in run.iterdir()} == RUN_CONTENTS
+    assert [int(r["epoch"]) for r in history(run)] == [0, 1]
+
+
+def test_mirrored_strategy_trains(prepared, tmp_path):
+    config = {"model": {"time_units": [4], "note_units": [4]},
+              "train": {"epochs": 1, "batch_size": 4, "window": 16, "steps_per_epoch": 3,
+                        "image_every": 0, "sample_every": 0}}
+    report = train.train(prepared, tmp_path / "run", config, strategy="mirrored", verbose=0)
+    assert report["epochs"] == 1 and np.isfinite(report["last"]["val_frame_nll"])
+
+
+def test_the_plain_fit_script(prepared, tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fit_script", ROOT / "training" / "train.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "model.keras"
+    history = script.main(["--data", str(prepared), "--config", str(TINY), "--epochs", "2",
+                           "--steps-per-epoch", "10", "--batch-size", "4", "--window", "16",
+                           "--learning-rate", "0.01", "--out", str(out)])
+    assert history.history["loss"][1] < history.history["loss"][0]
+    assert keras.saving.load_model(out, safe_mode=True).config.time_units == (8,)
+
+
+# ----------------------------------------------------------------------------
+# Configs against the data
+# ----------------------------------------------------------------------------
+
+META = {"format": "biax_keras.prepared", "version": 1, "steps_per_quarter": 1,
+        "lowest_pitch": 21, "num_notes": 88, "play_only": True, "source": "jsb.json"}
+
+
+def test_the_data_range_comes_from_the_data():
+    model, _ = train.resolve_config({"model": {"time_units": [8]}}, META)
+    assert (model.lowest_pitch, model.num_notes, model.steps_per_quarter, model.play_only) == (
+        21, 88, 1, True)
+    model, _ = train.resolve_config(ROOT / "training" / "configs" / "jsb.json", META)
+    assert model.time_units == (150, 150) and model.play_only
+    model, _ = train.resolve_config(None, dict(META, play_only=False))
+    assert not model.play_only
+
+
+@pytest.mark.parametrize("model_values, words", [
+    ({"num_notes": 78}, "--num-notes 78"),
+    ({"lowest_pitch": 24}, "--lowest-pitch 24"),
+    ({"steps_per_quarter": 4}, "--steps-per-quarter 4"),
+    ({"play_only": False}, "no articulation"),
+])
+def test_a_config_that_disagrees_with_the_data_is_refused(model_values, words):
+    with pytest.raises(UserError, match=words):
+        train.resolve_config({"model": model_values}, META)
+
+
+def test_overrides_replace_the_file(tmp_path):
+    _, config = train.resolve_config(TINY, overrides={"epochs": 7, "window": None})
+    assert config.epochs == 7 and config.window == 16
+
+
+def test_roll_image_puts_time_right_and_pitch_up():
+    roll = np.zeros((4, 3))
+    roll[0, 2] = 1  # first step, highest note
+    image = train.roll_image(roll, np.full((4, 3), 0.25), scale=2)
+    assert image.shape == (3 * 2, (4 + 1 + 4) * 2, 1)
+    assert image[0, 0, 0] == 1 and image[-1, 0, 0] == 0       # top-left is the high note at step 0
+    assert image[0, 4 * 2, 0] == 0.5                           # the gray divider
+    assert image[0, -1, 0] == 0.25
+
+
+# ----------------------------------------------------------------------------
+# Bad input: one line, exit code 2
+# ----------------------------------------------------------------------------
+
+
+def bad_cases(prepared, tmp_path):
+    unknown = tmp_path / "unknown.json"
+    unknown.write_text(json.dumps({"train": {"epoch": 2}}))
+    wrong_type = tmp_path / "wrong.json"
+    wrong_type.write_text(json.dumps({"model": {"time_units": "big"}}))
+    not_json = tmp_path / "broken.json"
+    not_json.write_text("{model: ")
+    mismatch = tmp_path / "mismatch.json"
+    mismatch.write_text(json.dumps({"model": {"num_notes": 88}}))
+    fake_model = tmp_path / "fake.keras"
+    fake_model.write_text("not a zip")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    run = tmp_path / "run"
+    return [
+        (["--data", empty, "--out", run], "not a prepared dataset"),
+        (["--data", prepared, "--out", run, "--config", unknown], "unknown train config key(s) epoch"),
+        (["--data", prepared, "--out", run, "--config", wrong_type], "time_units"),
+        (["--data", prepared, "--out", run, "--config", not_json], "not valid JSON"),
+        (["--data", prepared, "--out", run, "--config", tmp_path / "missing.json"], "cannot read config"),
+        (["--data", prepared, "--out", run, "--config", mismatch], "--num-notes 88"),
+        (["--data", prepared, "--out", run, "--config", TINY, "--window", 500], "longer than every piece"),
+        (["--data", prepared, "--out", run, "--init", fake_model], "not a Keras model file"),
+        (["--data", prepared, "--out", other], "holds other files"),
+        (["--data", prepared, "--out", run, "--epochs", 0], "must be positive"),
+    ]
+
+
+def test_bad_input_is_one_line_and_exit_code_2(prepared, tmp_path, capsys):
+    for argv, words in bad_cases(prepared, tmp_path):
+        code, _, err = run_cli(capsys, *argv)
+        assert code == 2, (argv, err)
+        assert words in err, (argv, err)
+        assert len(err.strip().splitlines()) == 1, (argv, err)
+        assert not (tmp_path / "run").exists(), argv  # nothing written for bad input
+
+
+def test_bad_data_folder_from_the_console_script(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "biax_keras.cli", "train", "--data", str(tmp_path),
+         "--out", str(tmp_path / "run")],
+        capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), timeout=120)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.startswith("biax train")]
+    assert lines == [f"biax train: error: {tmp_path} is not a prepared dataset (no meta.json); "
+                     f"run `biax prepare SOURCE --out {tmp_path}` first"]
+    assert "Traceback" not in result.stderr
