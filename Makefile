@@ -5,7 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow install benchmark clean
+# The JSB Chorales (Boulanger-Lewandowski split) at quarter-note resolution.
+JSB ?= ../shared/data/jsb/jsb-chorales-quarter.json
+DEMO_MODEL ?= saved_models/bach
+
+.PHONY: demo test test-slow install benchmark jsb clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,8 +19,21 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)
 
+# Prepares the Bach chorales (report printed), then composes 30 seconds with
+# the shipped pretrained model into out/.
 demo: $(STAMP)
 	$(BIN)/biax prepare bach --out data/bach
+	$(BIN)/biax generate --model $(DEMO_MODEL) --out out/demo.mid --seconds 30 --seed 1
+
+# The JSB recipe: prepare, train the play-only model with early stopping on
+# valid, score it on the valid split (whole pieces).
+jsb: $(STAMP)
+	$(BIN)/biax prepare $(JSB) --out data/jsb-quarter --steps-per-quarter 1 --lowest-pitch 21 --num-notes 88
+	$(BIN)/biax train --data data/jsb-quarter --out runs/jsb --config training/configs/jsb.json
+	$(BIN)/biax evaluate --model runs/jsb --data $(JSB) --split valid
+
+benchmark: $(STAMP)
+	benchmarks/run.sh
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -64,7 +64,7 @@ def _load_keras_file(path):
         raise UserError(f"{path} is not a model: expected a .keras file, a run folder or a "
                         f"SavedModel folder")
     try:
-        model = keras.saving.load_model(path, safe_mode=True)
+        model = keras.saving.load_model(path, safe_mode=True, compile=False)
     except (OSError, ValueError, TypeError, KeyError, zipfile.BadZipFile) as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"{path} cannot be loaded as a Keras model ({reason[:200]})") from None

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+import warnings
 
 from biax_keras.errors import UserError
 
@@ -385,6 +386,9 @@ def build_parser():
 
 def _quiet_tensorflow():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # note_seq imports pydub, which warns at import that ffmpeg is missing;
+    # nothing here decodes audio through it.
+    warnings.filterwarnings("ignore", message="Couldn't find ffmpeg", category=RuntimeWarning)
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 # Pieces are scored in batches padded at the end: the time axis is causal, so
 # padding after a piece cannot change the probabilities of its own steps.
 _BATCH_SIZE = 16
+# JSB-format files are read on the 88 keys of the piano (MIDI 21..108).
+PIANO_LOWEST, PIANO_NOTES = 21, 88
 
 
 @dataclasses.dataclass
@@ -144,17 +146,19 @@ def _read_source(source, split, model_config):
     if os.path.isdir(source):
         meta = data.load_meta(source)
         return [(roll, beat) for _, roll, beat in data.read_pieces(source, split)], meta
-    # A JSB-format file: prepare it at the model's resolution, in a scratch folder.
+    # A JSB-format file: prepare it on the whole piano (so that notes outside
+    # the model's range are counted, not silently dropped) at the model's
+    # resolution, in a scratch folder.
     with tempfile.TemporaryDirectory(prefix="biax-evaluate-") as scratch:
         out = os.path.join(scratch, "prepared")
-        data.prepare(
+        report = data.prepare(
             source,
             out,
             steps_per_quarter=model_config.steps_per_quarter,
-            lowest_pitch=model_config.lowest_pitch,
-            num_notes=model_config.num_notes,
+            lowest_pitch=PIANO_LOWEST,
+            num_notes=PIANO_NOTES,
         )
-        meta = data.load_meta(out)
+        meta = dict(data.load_meta(out), notes_dropped=int(report.get("notes_dropped", 0)))
         return [(roll, beat) for _, roll, beat in data.read_pieces(out, split)], meta
 
 
@@ -188,7 +192,7 @@ def evaluate_model(model_path, source, split="valid"):
     if meta.get("play_only") and not play_only:
         play_only = True
         notes.append("the data has no articulation: scored play only")
-    fitted, outside = [], 0
+    fitted, outside = [], meta.get("notes_dropped", 0)
     for roll, beat in pieces:
         roll, dropped = _fit_range(roll, meta["lowest_pitch"], config.lowest_pitch, config.num_notes)
         fitted.append((roll, beat))

@@ -103,3 +103,99 @@ def test_range_fitting_counts_notes_outside():
     inside = _roll(2, 4, [(0, 2, 1)])
     fitted, outside = evaluate._fit_range(inside, data_lowest=22, model_lowest=21, model_notes=8)
     assert outside == 0 and fitted[0, 3, 0] == 1 and fitted.sum() == 2
+
+
+# ---------------------------------------------------------------------------
+# `biax evaluate --model --data` end to end, on a JSB-format file.
+
+JSB_SPLITS = {
+    # C major and A minor chords, voice-led, a few steps each.
+    "train": [[[60, 64, 67], [60, 64, 67], [59, 62, 67], [60, 64, 67, 72]]],
+    "valid": [[[57, 60, 64], [57, 60, 64], [55, 59, 62], [57, 60, 64]],
+              [[48, 60, 64, 67], [47, 59, 62, 67], [48, 60, 64, 67]]],
+}
+
+
+@pytest.fixture(scope="module")
+def jsb_file(tmp_path_factory):
+    import json
+
+    path = tmp_path_factory.mktemp("jsb") / "tiny-jsb.json"
+    path.write_text(json.dumps(JSB_SPLITS))
+    return path
+
+
+def _tiny_model_file(folder, **config):
+    from biax_keras.model import build_model
+
+    keras.utils.set_random_seed(3)
+    values = dict(time_units=(6,), note_units=(5,), dropout=0.0, lowest_pitch=21,
+                  num_notes=88, steps_per_quarter=1, play_only=True)
+    values.update(config)
+    path = folder / "model.keras"
+    build_model(BiaxialConfig(**values)).save(path)
+    return path
+
+
+def _evaluate_cli(capsys, *flags):
+    import json
+
+    from biax_keras import cli
+
+    code = cli.main(["evaluate", *map(str, flags), "--json"])
+    captured = capsys.readouterr()
+    return code, (json.loads(captured.out) if code == 0 else None), captured.err
+
+
+def test_cli_scores_a_jsb_file_and_its_export_agrees(jsb_file, tmp_path, capsys):
+    from biax_keras import cli
+
+    model_path = _tiny_model_file(tmp_path)
+    code, result, _ = _evaluate_cli(capsys, "--model", model_path, "--data", jsb_file,
+                                    "--split", "valid")
+    assert code == 0
+    assert result["pieces"] == 2 and result["steps"] == 7
+    assert result["play_only"] and 0 < result["frame_nll"] < 88 * 2
+    assert result["frame_nll"] == pytest.approx(result["play_nll"])
+    assert 0.0 <= result["accuracy"] <= 1.0
+
+    exported = tmp_path / "exported"
+    assert cli.main(["export", "--model", str(model_path), "--out", str(exported), "--json"]) == 0
+    capsys.readouterr()
+    code, from_export, _ = _evaluate_cli(capsys, "--model", exported, "--data", jsb_file,
+                                         "--split", "valid")
+    assert code == 0
+    assert from_export["frame_nll"] == pytest.approx(result["frame_nll"], rel=1e-5)
+    assert from_export["accuracy"] == result["accuracy"]
+
+
+def test_cli_articulating_model_on_play_only_data_scores_play_and_says_so(jsb_file, tmp_path,
+                                                                          capsys):
+    model_path = _tiny_model_file(tmp_path, play_only=False)
+    code, result, _ = _evaluate_cli(capsys, "--model", model_path, "--data", jsb_file)
+    assert code == 0
+    assert result["play_only"] and result["articulate_nll"] == 0.0
+    assert any("play only" in note for note in result["notes"])
+
+
+def test_cli_model_range_not_covering_the_data_is_one_line_exit_2(jsb_file, tmp_path, capsys):
+    # MIDI 60..71: the valid split's 57, 55, 48, 47 (and their repeats) fall outside.
+    model_path = _tiny_model_file(tmp_path, lowest_pitch=60, num_notes=12)
+    code, _, err = _evaluate_cli(capsys, "--model", model_path, "--data", jsb_file)
+    assert code == 2
+    line, = err.strip().splitlines()
+    assert "outside the model's range" in line and "MIDI 60..71" in line
+    expected = sum(1 for piece in JSB_SPLITS["valid"] for step in piece for pitch in step
+                   if not 60 <= pitch <= 71)
+    assert f"{expected} notes" in line
+
+
+def test_cli_missing_split_and_non_model_are_one_line_exit_2(jsb_file, tmp_path, capsys):
+    model_path = _tiny_model_file(tmp_path)
+    code, _, err = _evaluate_cli(capsys, "--model", model_path, "--data", jsb_file,
+                                 "--split", "test")
+    assert code == 2 and "no pieces" in err and len(err.strip().splitlines()) == 1
+    not_a_model = tmp_path / "notes.keras"
+    not_a_model.write_text("hello")
+    code, _, err = _evaluate_cli(capsys, "--model", not_a_model, "--data", jsb_file)
+    assert code == 2 and "cannot be loaded" in err and len(err.strip().splitlines()) == 1
