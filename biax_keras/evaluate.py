@@ -14,6 +14,7 @@ be set beside the published ones:
   rule), exactly the probabilities the NLL is made of.
 """
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -133,6 +134,17 @@ def _fit_range(roll, data_lowest, model_lowest, model_notes):
     return out, int(onsets if onsets else outside[..., 0].sum())
 
 
+@contextlib.contextmanager
+def _quiet(logger):
+    """Keeps `logger`'s progress lines out of an evaluation's output."""
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _read_source(source, split, model_config):
     """Pieces of `split` from a prepared folder or a JSB JSON/pickle file.
 
@@ -151,13 +163,14 @@ def _read_source(source, split, model_config):
     # resolution, in a scratch folder.
     with tempfile.TemporaryDirectory(prefix="biax-evaluate-") as scratch:
         out = os.path.join(scratch, "prepared")
-        report = data.prepare(
-            source,
-            out,
-            steps_per_quarter=model_config.steps_per_quarter,
-            lowest_pitch=PIANO_LOWEST,
-            num_notes=PIANO_NOTES,
-        )
+        with _quiet(data.log):
+            report = data.prepare(
+                source,
+                out,
+                steps_per_quarter=model_config.steps_per_quarter,
+                lowest_pitch=PIANO_LOWEST,
+                num_notes=PIANO_NOTES,
+            )
         meta = dict(data.load_meta(out), notes_dropped=int(report.get("notes_dropped", 0)))
         return [(roll, beat) for _, roll, beat in data.read_pieces(out, split)], meta
 
@@ -187,6 +200,11 @@ def evaluate_model(model_path, source, split="valid"):
     if not pieces:
         raise UserError(f"split {split!r} of {source} holds no pieces; try --split valid or --split test")
 
+    if int(meta["steps_per_quarter"]) != config.steps_per_quarter:
+        raise UserError(
+            f"{source} has {meta['steps_per_quarter']} steps per quarter note and the model "
+            f"{config.steps_per_quarter}; prepare the data with --steps-per-quarter "
+            f"{config.steps_per_quarter}")
     notes = []
     play_only = bool(config.play_only)
     if meta.get("play_only") and not play_only:

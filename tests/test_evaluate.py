@@ -199,3 +199,13 @@ def test_cli_missing_split_and_non_model_are_one_line_exit_2(jsb_file, tmp_path,
     not_a_model.write_text("hello")
     code, _, err = _evaluate_cli(capsys, "--model", not_a_model, "--data", jsb_file)
     assert code == 2 and "cannot be loaded" in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_resolution_mismatch_is_one_line_exit_2(jsb_file, tmp_path, capsys):
+    from biax_keras import data
+
+    prepared = tmp_path / "prepared"
+    data.prepare(str(jsb_file), str(prepared), steps_per_quarter=4, lowest_pitch=21, num_notes=88)
+    model_path = _tiny_model_file(tmp_path)  # one step per quarter note
+    code, _, err = _evaluate_cli(capsys, "--model", model_path, "--data", prepared)
+    assert code == 2 and "--steps-per-quarter 1" in err and len(err.strip().splitlines()) == 1
