@@ -10,7 +10,9 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
+import tempfile
 import warnings
 
 from biax_keras.errors import UserError
@@ -384,17 +386,54 @@ def build_parser():
     return parser
 
 
-def _quiet_tensorflow():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def _quiet_tensorflow(verbose=False):
+    # 3 keeps TensorFlow's C++ errors too off the terminal (a missing CUDA
+    # driver, oneDNN's fallbacks); real failures still reach the user as
+    # Python exceptions. --verbose shows everything.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "3")
     # note_seq imports pydub, which warns at import that ffmpeg is missing;
     # nothing here decodes audio through it.
     warnings.filterwarnings("ignore", message="Couldn't find ffmpeg", category=RuntimeWarning)
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 
+# Lines TensorFlow's C++ start-up prints before its logging is set up, which
+# TF_CPP_MIN_LOG_LEVEL cannot silence: which CPU features and GPU libraries it
+# found. Nothing a user of this tool acts on.
+_STARTUP_NOISE = re.compile(
+    r"(WARNING: All log messages before absl::InitializeLog\(\) is called"
+    r"|[IW]\d{4} [\d:. ]+\d+ (port|cudart_stub|cpu_feature_guard)\.cc:\d+\])")
+
+
+def _import_tensorflow_quietly():
+    """Imports TensorFlow with its start-up lines kept off stderr (others pass)."""
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            lines = capture.read().decode("utf-8", "replace").splitlines(keepends=True)
+            sys.stderr.write("".join(line for line in lines if not _STARTUP_NOISE.match(line)))
+
+
+def _needs_tensorflow(args):
+    # Comparing two folders of MIDI (evaluate without --model) never touches it.
+    return args.command != "evaluate" or getattr(args, "model", None) is not None
+
+
 def main(argv=None):
-    _quiet_tensorflow()
     args = build_parser().parse_args(argv)
+    _quiet_tensorflow(args.verbose)
+    if not args.verbose and _needs_tensorflow(args):
+        _import_tensorflow_quietly()
     logging.basicConfig(
         level=logging.INFO if args.verbose or not args.json else logging.WARNING,
         stream=sys.stderr,
