@@ -438,4 +438,14 @@ def test_benchmark_generate_reports_times(capsys):
     for part in ("one", "batch"):
         assert report[part]["median_s"] > 0 and report[part]["real_time_factor"] > 0
     assert report["baseline"]["speedup"] > 0
+    # FLOPs of the tiny model: time axis 8 units, note axis 6, 8 steps of 78 notes.
+    from biax_keras.bench.train import forward_flops_per_note_step
+    from biax_keras.model import BiaxialConfig
+    per_sample = forward_flops_per_note_step(BiaxialConfig(time_units=(8,), note_units=(6,)))
+    arithmetic = report["arithmetic"]
+    assert arithmetic["gflop_per_sample"] == round(per_sample * 78 * 8 / 1e9, 2)
+    assert arithmetic["matmul_gflops"] > 0
+    assert arithmetic["batch_floor_s"] == pytest.approx(
+        2 * per_sample * 78 * 8 / (arithmetic["matmul_gflops"] * 1e9), rel=0.05, abs=0.01)
+    assert report["batch"]["gflops"] >= 0
     assert set(report["targets"]) >= {"meets_real_time_factor", "meets_batch_time_ratio"}

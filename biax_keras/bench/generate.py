@@ -13,6 +13,13 @@ With the default-size model (random weights: speed does not depend on them):
   two history lengths, a line `a + b * T` is fitted, and the whole piece is
   extrapolated from it.
 
+Beside them, the arithmetic: the matrix-product FLOPs of a sample, the FLOP/s
+each run reached, and a large matmul's FLOP/s measured in the same process.
+Every sample runs the time-axis LSTM for every note at every step, so a batch
+of K samples does K times the work of one; `batch_time_ratio_floor` is the
+ratio the batch would reach if it ran at the matmul's FLOP/s, a lower bound
+that the machine's arithmetic sets, whatever the sampler does.
+
 Targets on a 2-core laptop-class CPU: one sample at 30x real time or better,
 and 16 samples in at most 4x the time of one.
 """
@@ -105,6 +112,7 @@ def run(args):
     import tensorflow as tf
 
     import biax_keras.generate as generate_lib
+    from biax_keras.bench.train import MATMUL_SIZE, forward_flops_per_note_step, matmul_timer
     from biax_keras.model import BiaxialConfig, build_model
 
     sizes = {}
@@ -116,6 +124,7 @@ def run(args):
     model = build_model(config, compile=False)
     steps = generate_lib.steps_for_seconds(args.seconds, args.bpm, config.steps_per_quarter)
     music_seconds = steps * SECONDS_PER_MINUTE / args.bpm / config.steps_per_quarter
+    sample_flops = forward_flops_per_note_step(config) * config.num_notes * steps
 
     def measure(num_samples):
         seeds = iter(range(args.seed, args.seed + args.repeats + 1))
@@ -130,6 +139,7 @@ def run(args):
             "runs_s": [round(r, 3) for r in runs],
             "median_s": round(median, 3),
             "real_time_factor": round(music_seconds * num_samples / median, 1),
+            "gflops": round(sample_flops * num_samples / median / 1e9, 1),
         }
         log.info("generate %d sample(s): %s", num_samples, result)
         return result
@@ -148,6 +158,11 @@ def run(args):
     baseline_s = config.num_notes * (intercept * steps + slope * history_sum)
     log.info("per-note predict baseline: %s s per call at histories %s", per_call, histories)
 
+    matmul_seconds = matmul_timer()
+    matmul_gflops = statistics.median(
+        2 * MATMUL_SIZE**3 / matmul_seconds() / 1e9 for _ in range(args.repeats * 3))
+    batch_floor_s = sample_flops * args.batch / (matmul_gflops * 1e9)
+
     batch_ratio = batch["median_s"] / one["median_s"]
     return {
         "model": {"time_units": list(config.time_units), "note_units": list(config.note_units),
@@ -160,6 +175,12 @@ def run(args):
         "one": one,
         "batch": batch,
         "batch_time_ratio": round(batch_ratio, 2),
+        "arithmetic": {
+            "gflop_per_sample": round(sample_flops / 1e9, 2),
+            "matmul_gflops": round(matmul_gflops, 1),
+            "batch_floor_s": round(batch_floor_s, 2),
+            "batch_time_ratio_floor": round(batch_floor_s / one["median_s"], 2),
+        },
         "baseline": {
             "method": "model.predict on the whole history, once per note and step",
             "histories": histories,

@@ -144,7 +144,7 @@ def _random_batch(batch_size, window, num_notes, beat_bits, seed=0):
     return inputs, floor_inputs, inputs["target"]
 
 
-def _matmul():
+def matmul_timer():
     """A function that times one float32 `MATMUL_SIZE`-square product, in seconds."""
     import tensorflow as tf
 
@@ -216,7 +216,7 @@ def run(args):
     log.info("benchmark train: %s parameters (ours), %s (floor)",
              f"{ours.count_params():,}", f"{floor.count_params():,}")
 
-    matmul_seconds = _matmul()
+    matmul_seconds = matmul_timer()
     times = {name: [] for name in steps}
     matmul_rates = []
     for repeat in range(args.repeats):
