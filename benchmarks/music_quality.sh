@@ -7,8 +7,10 @@
 # Composes SAMPLES pieces (seeds 1..) of SECONDS each with MODEL into
 # out/quality/MODEL/generated/, writes the test split of PREPARED_DIR as MIDI into
 # out/quality/MODEL/reference/, then runs `biax evaluate --generated --reference`
-# (JSON in benchmarks/results/, histograms in out/quality/MODEL/histograms.png).
-# SPLIT=valid picks another reference split (default test).
+# (JSON in benchmarks/results/music-MODEL-SPLIT-DATE.json, histograms in
+# out/quality/MODEL/histograms.png). SPLIT picks the reference split (default
+# test): a held-out split for the statistics, SPLIT=train for the copy check
+# against the pieces the model learned from.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIAX=${BIAX:-.venv/bin/biax}
@@ -35,5 +37,5 @@ for index, (name, roll, _) in enumerate(data.read_pieces(prepared, sys.argv[3]))
                                 lowest_pitch=meta["lowest_pitch"])
 PY
 "$BIAX" evaluate --generated "$work/generated" --reference "$work/reference" \
-  --plot "$work/histograms.png" --json > "benchmarks/results/music-$(basename "$model")-$(date +%Y-%m-%d).json"
+  --plot "$work/histograms.png" --json > "benchmarks/results/music-$(basename "$model")-${SPLIT:-test}-$(date +%Y-%m-%d).json"
 "$BIAX" evaluate --generated "$work/generated" --reference "$work/reference"
