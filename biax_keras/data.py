@@ -820,7 +820,8 @@ def make_dataset(directory, split, window=DEFAULT_WINDOW, batch_size=DEFAULT_BAT
         max_transpose: largest shift in semitones.
 
     Returns:
-        A `tf.data.Dataset` of `(inputs, target)`: `inputs["roll"]` float32
+        A `tf.data.Dataset` of `(inputs, target)`, of known cardinality when
+        it does not repeat: `inputs["roll"]` float32
         `(B, T, N, 2)` (the steps before the predicted ones), `inputs["beat"]`
         int32 `(B, T)` (bar positions of the predicted steps),
         `inputs["target"]` float32 `(B, T, N, 2)` (the predicted steps) and
@@ -926,8 +927,15 @@ def make_dataset(directory, split, window=DEFAULT_WINDOW, batch_size=DEFAULT_BAT
     # A repeated stream loses nothing by dropping a last partial batch, and
     # full batches keep shapes static for model.fit and XLA.
     dataset = (windows.batch(batch_size, drop_remainder=repeat)
-               .map(to_model, num_parallel_calls=tf.data.AUTOTUNE)
-               .prefetch(tf.data.AUTOTUNE))
+               .map(to_model, num_parallel_calls=tf.data.AUTOTUNE))
+    if not repeat:
+        # A finite pass has a length known from the pieces' lengths: telling
+        # tf.data lets Keras show progress and end validation without a
+        # "ran out of data" warning (tf.data checks the count as it goes).
+        used = lengths[lengths >= window]
+        count = usable if shuffle else int(np.sum(used // window))
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(-(-count // batch_size)))
+    dataset = dataset.prefetch(tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.deterministic = True
     # One file per split: shard by element under tf.distribute, not by file.

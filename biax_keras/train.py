@@ -707,7 +707,6 @@ def train(data_dir, run_dir, config=None, strategy=None, overrides=None, init=No
     model_config, train_config = resolve_config(config, meta, overrides)
 
     import keras
-    import tensorflow as tf
 
     chief, task_id = _worker(strategy) if strategy is not None else (True, 0)
     run_dir = Path(run_dir)
@@ -725,10 +724,6 @@ def train(data_dir, run_dir, config=None, strategy=None, overrides=None, init=No
     valid_data = data.make_dataset(
         data_dir, "valid", window=train_config.window, batch_size=train_config.batch_size,
         seed=train_config.seed)
-    # Counted once, so that Keras knows the validation length (its progress
-    # bar, and no "ran out of data" warning at the end of every validation).
-    valid_batches = int(valid_data.reduce(0, lambda count, _: count + 1))
-    valid_data = valid_data.apply(tf.data.experimental.assert_cardinality(valid_batches))
     steps_per_epoch = train_config.steps_per_epoch
     if steps_per_epoch is None:
         pieces = train_piece_count(data_dir, train_config.window)

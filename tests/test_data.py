@@ -283,6 +283,22 @@ def test_evaluation_windows_are_whole_untransposed_and_ordered(prepared):
     assert inputs["roll"][0, 0].numpy().sum() == 0  # a piece starts from silence
 
 
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_a_finite_pass_knows_its_length(prepared, shuffle):
+    import tensorflow as tf
+
+    directory, rolls = prepared
+    lengths = [len(r) for r in rolls.values() if len(r) >= 32]
+    windows = len(lengths) if shuffle else sum(n // 32 for n in lengths)
+    dataset = data.make_dataset(directory, "train", window=32, batch_size=3, shuffle=shuffle,
+                                repeat=False, seed=0)
+    declared = int(dataset.cardinality())
+    assert declared == -(-windows // 3)
+    assert sum(1 for _ in dataset) == declared  # tf.data checks the count as it goes
+    repeating = data.make_dataset(directory, "train", window=32, batch_size=3, seed=0)
+    assert int(repeating.cardinality()) == int(tf.data.INFINITE_CARDINALITY)
+
+
 def test_window_longer_than_every_piece_is_a_user_error(prepared):
     directory, rolls = prepared
     longest = max(len(r) for r in rolls.values())

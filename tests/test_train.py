@@ -247,6 +247,7 @@ def test_mirrored_strategy_trains(prepared, tmp_path):
     assert report["epochs"] == 1 and np.isfinite(report["last"]["val_frame_nll"])
 
 
+@pytest.mark.filterwarnings("error::UserWarning")  # the example users copy runs clean
 def test_the_plain_fit_script(prepared, tmp_path):
     import importlib.util
 

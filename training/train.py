@@ -57,8 +57,10 @@ def main(argv=None):
     callbacks = [keras.callbacks.TerminateOnNaN()]
     if args.logs:
         callbacks.append(keras.callbacks.TensorBoard(args.logs))
+    # make_dataset shuffles and repeats the train split itself (shuffle=False
+    # tells Keras so); the valid split is one pass of known length.
     history = model.fit(train, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
-                        validation_data=valid, callbacks=callbacks, verbose=2)
+                        validation_data=valid, callbacks=callbacks, verbose=2, shuffle=False)
     model.save(args.out)
     log.info("saved %s; valid frame NLL %.3f", args.out, history.history["val_frame_nll"][-1])
     return history
