@@ -150,7 +150,6 @@ def test_a_crashed_run_resumes_where_it_stopped(prepared, tmp_path, backup_every
     assert int(model.optimizer.iterations.numpy()) == backed_up + 2 * 10
 
 
-@pytest.mark.slow
 def test_kill_9_mid_epoch_then_the_same_command_resumes(prepared, tmp_path):
     run = tmp_path / "run"
     config_path = tmp_path / "config.json"
