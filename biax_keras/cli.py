@@ -330,6 +330,53 @@ def _run_export(args):
 
 
 # ----------------------------------------------------------------------------
+# render
+# ----------------------------------------------------------------------------
+
+
+def _add_render(subparsers):
+    from biax_keras import render
+
+    p = subparsers.add_parser(
+        "render",
+        help="MIDI files to WAV (and piano-roll PNG)",
+        description=(
+            "Renders MIDI files, or every MIDI file in folders, to WAV and/or a "
+            "piano-roll PNG, written next to each file or under --out-dir. WAV uses "
+            "FluidSynth where installed (pip install 'biax_keras[audio]') and "
+            "pretty_midi's sine waves otherwise. Files that cannot be read are "
+            "skipped and listed."
+        ),
+    )
+    p.add_argument("paths", nargs="+", metavar="MIDI", help="MIDI files or folders")
+    p.add_argument("--to", action="append", choices=render.FORMATS, default=None,
+                   help="what to write; repeat for both (default: wav)")
+    p.add_argument("--out-dir", default=None, metavar="DIR",
+                   help="where to write (default: next to each MIDI file)")
+    p.add_argument("--synth", choices=render.SYNTHS, default="auto",
+                   help="WAV synthesizer: FluidSynth where installed, else sine (default: auto)")
+    p.add_argument("--soundfont", metavar="FILE.sf2", default=None,
+                   help="soundfont for FluidSynth (default: $BIAX_SOUNDFONT, else pretty_midi's own)")
+    p.set_defaults(func=_run_render)
+
+
+def _run_render(args):
+    from biax_keras import render
+
+    result = render.render(args.paths, to=args.to or ("wav",), out_dir=args.out_dir,
+                           synth=args.synth, soundfont=args.soundfont)
+    if not args.json:
+        for entry in result["written"]:
+            outputs = " and ".join(entry[f] for f in render.FORMATS if f in entry)
+            print(f"wrote {outputs}")
+        if result["skipped"]:
+            print(f"skipped {len(result['skipped'])} file(s):")
+            for item in result["skipped"]:
+                print(f"  {item['path']}: {item['reason']}")
+    return result
+
+
+# ----------------------------------------------------------------------------
 # benchmark
 # ----------------------------------------------------------------------------
 
@@ -371,6 +418,7 @@ _COMMANDS = [
     _add_generate,
     _add_export,
     _add_benchmark,
+    _add_render,
 ]
 
 
@@ -425,7 +473,10 @@ def _import_tensorflow_quietly():
 
 
 def _needs_tensorflow(args):
-    # Comparing two folders of MIDI (evaluate without --model) never touches it.
+    # Rendering MIDI, or comparing two folders of it (evaluate without
+    # --model), never touches it.
+    if args.command == "render":
+        return False
     return args.command != "evaluate" or getattr(args, "model", None) is not None
 
 

@@ -59,6 +59,7 @@ from typing import NamedTuple
 import numpy as np
 
 from biax_keras.errors import UserError
+from biax_keras.render import check_audio, render_wav
 
 log = logging.getLogger(__name__)
 
@@ -752,13 +753,6 @@ def score(model, roll, beat, target):
 # ----------------------------------------------------------------------------
 
 MIDI_SUFFIXES = (".mid", ".midi")
-WAV_SAMPLE_RATE = 44100
-SOUNDFONT_ENV = "BIAX_SOUNDFONT"
-_AUDIO_HELP = ("install it with `pip install 'biax_keras[audio]'` (and the FluidSynth library, "
-               "e.g. `apt-get install fluidsynth`); pass a soundfont with --soundfont FILE.sf2 "
-               f"or ${SOUNDFONT_ENV} (default: the one bundled with pretty_midi)")
-
-
 def output_paths(out, num_samples):
     """The MIDI files `compose` writes: `out` itself, or `NAME-1.mid` ... `NAME-K.mid`.
 
@@ -772,65 +766,6 @@ def output_paths(out, num_samples):
     if num_samples == 1:
         return [out]
     return [f"{stem}-{i}{suffix}" for i in range(1, num_samples + 1)]
-
-
-def check_audio(soundfont=None):
-    """Checks that WAV rendering can work, before anything is generated.
-
-    Args:
-        soundfont: a .sf2 file, or None for `$BIAX_SOUNDFONT` or pretty_midi's own.
-
-    Returns:
-        The soundfont path to use, or None for pretty_midi's bundled one.
-
-    Raises:
-        UserError: pretty_midi, pyfluidsynth or the soundfont is missing.
-    """
-    try:
-        import pretty_midi  # noqa: F401
-    except ImportError:
-        raise UserError(f"--wav needs pretty_midi: {_AUDIO_HELP}") from None
-    try:
-        import fluidsynth  # noqa: F401
-    except (ImportError, OSError):  # OSError: the module is there, the C library is not
-        raise UserError(f"--wav needs FluidSynth: {_AUDIO_HELP}") from None
-    soundfont = soundfont or os.environ.get(SOUNDFONT_ENV) or None
-    if soundfont is not None and not os.path.isfile(soundfont):
-        raise UserError(f"soundfont {soundfont} does not exist; {_AUDIO_HELP}")
-    return soundfont
-
-
-def render_wav(midi_path, wav_path, soundfont=None, sample_rate=WAV_SAMPLE_RATE):
-    """Render a MIDI file to 16-bit mono WAV with FluidSynth (temporary file, then rename)."""
-    import tempfile
-    import wave
-
-    import pretty_midi
-
-    audio = pretty_midi.PrettyMIDI(midi_path).fluidsynth(fs=sample_rate, sf2_path=soundfont)
-    pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2")
-    wav_path = os.path.abspath(wav_path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(wav_path)}.", suffix=".tmp",
-                               dir=os.path.dirname(wav_path))
-    os.close(fd)
-    try:
-        with wave.open(tmp, "wb") as f:
-            f.setnchannels(1)
-            f.setsampwidth(2)
-            f.setframerate(sample_rate)
-            f.writeframes(pcm.tobytes())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, wav_path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def compose(model_path, out, steps=None, seconds=None, bpm=DEFAULT_BPM, seed=0,

@@ -614,7 +614,8 @@ def longest_copied_run(generated_rolls, reference_rolls):
 # ----------------------------------------------------------------------------
 
 
-def _midi_files(path):
+def midi_files(path):
+    """`path` itself if it is a file, else the MIDI files under it, recursively, sorted."""
     if os.path.isfile(path):
         return [path]
     found = []
@@ -641,7 +642,7 @@ def read_set(path, steps_per_quarter=4):
     """
     if not os.path.exists(path):
         raise UserError(f"{path} does not exist; give a folder of MIDI files")
-    files = _midi_files(path)
+    files = midi_files(path)
     if not files:
         raise UserError(f"no MIDI files (.mid, .midi, .kar) in {path}")
     # Imported here so the statistics work on rolls without the MIDI stack.
