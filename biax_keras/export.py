@@ -40,6 +40,7 @@ import tempfile
 import numpy as np
 
 from biax_keras.errors import UserError
+from biax_keras.files import umask
 
 CONFIG_FILE = os.path.join("assets.extra", "biax_keras.json")
 EXPORT_FORMAT = "biax_keras.saved_model"
@@ -169,7 +170,7 @@ def export_model(model, out, overwrite=False):
         with open(os.path.join(scratch, CONFIG_FILE), "w") as f:
             json.dump({"format": EXPORT_FORMAT, "version": EXPORT_VERSION,
                        "config": model.config.to_dict()}, f, indent=2)
-        os.chmod(scratch, 0o777 & ~_umask())  # mkdtemp's 0700 is not what a user expects
+        os.chmod(scratch, 0o777 & ~umask())  # mkdtemp's 0700 is not what a user expects
         if os.path.exists(out):
             shutil.rmtree(out)
         os.replace(scratch, out)
@@ -179,12 +180,6 @@ def export_model(model, out, overwrite=False):
     finally:
         tf_logger.setLevel(level)
     return {"out": out, "signatures": list(functions), "config": model.config.to_dict()}
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def is_exported(path):

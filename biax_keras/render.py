@@ -22,11 +22,11 @@ renamed.
 
 import logging
 import os
-import tempfile
 
 import numpy as np
 
 from biax_keras.errors import UserError
+from biax_keras.files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,29 @@ def render_wav(midi_path, wav_path, soundfont=None, sample_rate=WAV_SAMPLE_RATE,
             f.setframerate(sample_rate)
             f.writeframes(pcm.tobytes())
 
-    _write_atomic(wav_path, write)
+    write_atomic(wav_path, write)
+
+
+def roll_image(*panels, scale=PNG_SCALE):
+    """Piano-roll panels side by side as one grayscale image.
+
+    Args:
+        *panels: arrays `(steps, notes)` with values in [0, 1] (probabilities
+            or 0/1 rolls), all the same shape.
+        scale: pixels per step and per note.
+
+    Returns:
+        float32 `(notes * scale, panels * steps * scale + gaps, 1)`: time runs
+        left to right, pitch bottom to top, panels are split by a gray line.
+    """
+    columns = []
+    for index, panel in enumerate(panels):
+        picture = np.asarray(panel, np.float32).T[::-1]  # (notes, steps), high pitch on top
+        picture = np.repeat(np.repeat(picture, scale, axis=0), scale, axis=1)
+        if index:
+            columns.append(np.full((picture.shape[0], scale), 0.5, np.float32))
+        columns.append(picture)
+    return np.concatenate(columns, axis=1)[..., None]
 
 
 def roll_picture(roll, scale=PNG_SCALE, margin=PNG_MARGIN):
@@ -130,8 +152,7 @@ def roll_picture(roll, scale=PNG_SCALE, margin=PNG_MARGIN):
     high = min(int(played.max()) + margin, roll.shape[1] - 1) if played.size else 0
     window = roll[:, low:high + 1].astype(np.float32)
     levels = np.where(window[..., 1] > 0, _ONSET, _HELD * window[..., 0])
-    picture = levels.T[::-1]
-    return np.repeat(np.repeat(picture, scale, axis=0), scale, axis=1)
+    return roll_image(levels, scale=scale)[..., 0]
 
 
 def render_png(midi_path, png_path, roll=None):
@@ -141,7 +162,7 @@ def render_png(midi_path, png_path, roll=None):
     if roll is None:
         roll = _read_roll(midi_path)
     picture = roll_picture(roll)
-    _write_atomic(png_path, lambda tmp: image.imsave(tmp, picture, cmap="gray", vmin=0.0,
+    write_atomic(png_path, lambda tmp: image.imsave(tmp, picture, cmap="gray", vmin=0.0,
                                                      vmax=1.0, format="png"))
 
 
@@ -240,25 +261,3 @@ def _read_roll(midi_path):
     roll, _ = representation.midi_to_roll(midi_path, steps_per_quarter=PNG_STEPS_PER_QUARTER,
                                           lowest_pitch=0, num_notes=128)
     return roll
-
-
-def _write_atomic(path, write):
-    """Call `write(tmp)` on a temporary file beside `path`, then rename it to `path`."""
-    path = os.path.abspath(os.fspath(path))
-    handle, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
-                                   dir=os.path.dirname(path))
-    os.close(handle)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -23,13 +23,14 @@ import io
 import logging
 import math
 import os
-import tempfile
 import warnings
 from typing import NamedTuple
 
 import numpy as np
 import note_seq
 from note_seq.protobuf import music_pb2
+
+from biax_keras.files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -630,18 +631,5 @@ def roll_to_midi(roll, path, steps_per_quarter=DEFAULT_STEPS_PER_QUARTER,
         OSError: the folder cannot be written.
     """
     ns = roll_to_note_sequence(roll, steps_per_quarter, lowest_pitch, qpm, time_signature)
-    path = os.path.abspath(os.fspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
-                               dir=os.path.dirname(path))
-    os.close(fd)
-    try:
-        note_seq.note_sequence_to_midi_file(ns, tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 is not what a user expects
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, lambda tmp: note_seq.note_sequence_to_midi_file(ns, tmp))
     return ns

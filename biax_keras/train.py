@@ -37,6 +37,7 @@ from pathlib import Path
 
 from biax_keras.errors import UserError
 from biax_keras.model import BiaxialConfig
+from biax_keras.render import roll_image
 
 log = logging.getLogger(__name__)
 
@@ -453,30 +454,6 @@ def _best_so_far(history_path, before_epoch, key="val_frame_nll"):
 # ----------------------------------------------------------------------------
 
 
-def roll_image(*panels, scale=IMAGE_SCALE):
-    """Piano-roll panels side by side as one grayscale image.
-
-    Args:
-        *panels: arrays `(steps, notes)` with values in [0, 1] (probabilities
-            or 0/1 rolls), all the same shape.
-        scale: pixels per step and per note.
-
-    Returns:
-        float32 `(notes * scale, panels * steps * scale + gaps, 1)`: time runs
-        left to right, pitch bottom to top, panels are split by a gray line.
-    """
-    import numpy as np
-
-    columns = []
-    for index, panel in enumerate(panels):
-        picture = np.asarray(panel, np.float32).T[::-1]  # (notes, steps), high pitch on top
-        picture = np.repeat(np.repeat(picture, scale, axis=0), scale, axis=1)
-        if index:
-            columns.append(np.full((picture.shape[0], scale), 0.5, np.float32))
-        columns.append(picture)
-    return np.concatenate(columns, axis=1)[..., None]
-
-
 def roll_audio(roll, steps_per_quarter, lowest_pitch, sample_rate=AUDIO_SAMPLE_RATE):
     """A roll as sine-wave audio (pretty_midi's synthesizer; no SoundFont needed).
 
@@ -562,12 +539,12 @@ def roll_summaries(log_dir, window, model_config, train_config, hparams=None):
             probabilities = np.asarray(self.model(inputs, training=False), np.float32)[0]
             truth = np.asarray(target, np.float32)[0]
             with self.writer.as_default():
-                tf.summary.image("valid/play: true | model", roll_image(truth[..., 0], probabilities[..., 0])[None],
+                tf.summary.image("valid/play: true | model", roll_image(truth[..., 0], probabilities[..., 0], scale=IMAGE_SCALE)[None],
                                  step=epoch, description="P(play) on a fixed validation window "
                                  "(right) beside the true roll (left); pitch upwards, time to the right")
                 if not model_config.play_only:
                     tf.summary.image("valid/articulate: true | model",
-                                     roll_image(truth[..., 1] * truth[..., 0], probabilities[..., 1])[None],
+                                     roll_image(truth[..., 1] * truth[..., 0], probabilities[..., 1], scale=IMAGE_SCALE)[None],
                                      step=epoch)
 
         def _write_sample(self, epoch):
@@ -580,7 +557,7 @@ def roll_summaries(log_dir, window, model_config, train_config, hparams=None):
                 self.sample_failed = True
                 return
             roll = np.asarray(roll)
-            picture = roll_image(0.5 * roll[..., 0] + 0.5 * roll[..., 0] * roll[..., 1])
+            picture = roll_image(0.5 * roll[..., 0] + 0.5 * roll[..., 0] * roll[..., 1], scale=IMAGE_SCALE)
             audio = roll_audio(roll, model_config.steps_per_quarter, model_config.lowest_pitch)
             with self.writer.as_default():
                 tf.summary.image("sample/roll", picture[None], step=epoch,
