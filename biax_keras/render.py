@@ -188,7 +188,8 @@ def render(paths, to=("wav",), out_dir=None, synth="auto", soundfont=None,
 
     Raises:
         UserError: a path that does not exist, no MIDI file found, an unknown
-            format or synth, FluidSynth asked for and missing, or no file
+            format or synth, an --out-dir that is a file, FluidSynth asked
+            for and missing, or no file
             that could be rendered.
     """
     from biax_keras import representation
@@ -200,6 +201,8 @@ def render(paths, to=("wav",), out_dir=None, synth="auto", soundfont=None,
         raise UserError(f"--to must be one of {', '.join(FORMATS)}, got {', '.join(unknown) or 'none'}")
     if synth not in SYNTHS:
         raise UserError(f"--synth must be one of {', '.join(SYNTHS)}, got {synth}")
+    if out_dir is not None and os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise UserError(f"--out-dir {out_dir} is a file, not a folder; give a folder to write into")
     used_synth = None
     if "wav" in formats:
         used_synth = _choose_synth(synth)

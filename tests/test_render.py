@@ -69,6 +69,7 @@ def test_a_folder_with_bad_files_renders_the_good_ones(broken_midi_folder, tmp_p
     (["render", "{tmp}/missing.mid"], "does not exist"),
     (["render", "{tmp}/empty_folder"], "no MIDI files"),
     (["render", "{tmp}/bad.mid", "--to", "png"], "none of the 1 MIDI file(s) could be rendered"),
+    (["render", "{tmp}/bad.mid", "--out-dir", "{tmp}/bad.mid"], "is a file, not a folder"),
 ])
 def test_render_errors_are_one_line_and_exit_2(argv, message, tmp_path, capsys):
     (tmp_path / "empty_folder").mkdir()
