@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 JSB ?= ../shared/data/jsb/jsb-chorales-quarter.json
 DEMO_MODEL ?= saved_models/bach
 
-.PHONY: demo test test-slow install benchmark jsb clean
+.PHONY: demo test test-slow install benchmark jsb bench-quality clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,13 @@ jsb: $(STAMP)
 	$(BIN)/biax prepare $(JSB) --out data/jsb-quarter --steps-per-quarter 1 --lowest-pitch 21 --num-notes 88
 	$(BIN)/biax train --data data/jsb-quarter --out runs/jsb --config training/configs/jsb.json
 	$(BIN)/biax evaluate --model runs/jsb --data $(JSB) --split valid
+
+# One of the four polyphonic benchmarks (jsb_chorales, musedata, nottingham,
+# piano_midi_de): prepare, train play-only with early stopping on valid, score
+# valid and train on whole pieces. See benchmarks/quality.sh.
+DATASET ?= jsb_chorales
+bench-quality: $(STAMP)
+	benchmarks/quality.sh $(DATASET)
 
 benchmark: $(STAMP)
 	benchmarks/run.sh

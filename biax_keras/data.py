@@ -44,6 +44,8 @@ MIDI_SUFFIXES = (".mid", ".midi")
 TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords")
 JSON_SUFFIXES = (".json",)
 PICKLE_SUFFIXES = (".pickle", ".pkl")
+# The JSB format (Boulanger-Lewandowski 2012) holds MIDI pitches of the 88 piano keys.
+JSB_LOWEST_PITCH, JSB_HIGHEST_PITCH = 21, 108
 
 DEFAULT_SPLIT = (0.8, 0.1, 0.1)
 DEFAULT_WINDOW = 128
@@ -347,6 +349,24 @@ def _bach(limit):
     return _Source(BACH, tasks, skipped=missing)
 
 
+def _check_jsb_pitches(path, piece, steps):
+    """Refuses a JSB-format file whose pitches leave the piano's 88 keys.
+
+    The format stores MIDI pitches 21..108. A pitch outside them is not a
+    note too high or too low for the model (those are dropped and counted):
+    it means the file holds something else, most often key indices 0..87,
+    which read as MIDI pitches would put every piece a few octaves off.
+    """
+    for step, pitches in enumerate(steps):
+        for pitch in pitches:
+            if (isinstance(pitch, (int, float, np.integer, np.floating))
+                    and not JSB_LOWEST_PITCH <= pitch <= JSB_HIGHEST_PITCH):
+                raise UserError(
+                    f"{path}: piece {piece} step {step} has pitch {pitch!r}, outside "
+                    f"the JSB format's MIDI pitches {JSB_LOWEST_PITCH}..{JSB_HIGHEST_PITCH}; "
+                    f"write MIDI pitch numbers (middle C is 60), not key indices")
+
+
 def _jsb(path, kind):
     try:
         if kind == "json":
@@ -372,6 +392,8 @@ def _jsb(path, kind):
                 steps = [list(step) for step in piece]
             except TypeError:
                 steps = None
+            if steps is not None:
+                _check_jsb_pitches(path, f"{split}/{number}", steps)
             tasks.append((len(tasks), name, "pitch_sets", steps))
             own_split[name] = split
     return _Source(str(path), tasks, own_split=own_split, play_only=True, parallel=False)

@@ -133,22 +133,35 @@ def _write(path, content):
 
 
 def test_prepare_jsb_json_and_pickle_with_some_splits(tmp_path):
-    content = {"train": [[[60, 64], [60, 64], [62], []], [[200]]], "test": [[[48, 55, 64]] * 8]}
+    # The second train piece (MIDI 105) lies above the grid 21..100 used here:
+    # it is skipped for its range, not refused.
+    content = {"train": [[[60, 64], [60, 64], [62], []], [[105]]], "test": [[[48, 55, 64]] * 8]}
     (tmp_path / "jsb.json").write_text(json.dumps(content))
     with open(tmp_path / "jsb.pickle", "wb") as f:
         pickle.dump({k: [[tuple(float(p) for p in s) for s in piece] for piece in v]
                      for k, v in content.items()}, f)
     for name in ("jsb.json", "jsb.pickle"):
         out = tmp_path / (name + ".out")
-        report = data.prepare(tmp_path / name, out, steps_per_quarter=1, lowest_pitch=21, num_notes=88)
+        report = data.prepare(tmp_path / name, out, steps_per_quarter=1, lowest_pitch=21, num_notes=80)
         assert report["pieces"] == {"train": 1, "valid": 0, "test": 1}
         assert report["steps"] == {"train": 4, "valid": 0, "test": 8}
         assert "outside the note range" in report["skipped"][0]["reason"]
         meta = data.load_meta(out)
-        assert meta["play_only"] is True and meta["num_notes"] == 88
+        assert meta["play_only"] is True and meta["num_notes"] == 80
         [(_, roll, beat)] = list(data.read_pieces(out, "train"))
         assert roll[..., 1].sum() == 0 and roll[:, 60 - 21, 0].tolist() == [1, 1, 0, 0]
         assert beat.tolist() == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("pitch", [200, 5, -3])
+def test_prepare_refuses_jsb_pitches_off_the_piano(tmp_path, pitch):
+    # MIDI pitches outside 21..108 mean the file is not what the format says
+    # (key indices 0..87 are the usual mistake): one clear error, no dataset.
+    path = tmp_path / "indices.json"
+    path.write_text(json.dumps({"train": [[[60, 64], [pitch]]], "valid": [[[62]]]}))
+    with pytest.raises(UserError, match=r"piece train/0 step 1 has pitch .*21\.\.108"):
+        data.prepare(path, tmp_path / "out", steps_per_quarter=1, lowest_pitch=21, num_notes=88)
+    assert not (tmp_path / "out").exists()
 
 
 def test_jsb_quarter_file_from_shared_data(tmp_path):

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The quality recipe for one of the four polyphonic datasets of
+# Boulanger-Lewandowski et al. (2012): prepare the JSON file, train the
+# play-only model of training/configs/<config>.json with early stopping on
+# valid, then score the best weights on whole pieces of valid and train.
+#
+#   benchmarks/quality.sh jsb_chorales | musedata | nottingham | piano_midi_de
+#   make bench-quality DATASET=nottingham          # the same
+#
+# Every stage is safe to run again: a prepared folder is reused, a stopped
+# training resumes from its last finished epoch (BackupAndRestore), and a
+# finished run is only scored. Scores go to
+# benchmarks/results/quality-<dataset>-<split>-<date>.json.
+#
+# Environment: BIAX (the biax command), DATA_DIR (the folder holding the JSON
+# files; default ../shared/data/polyphonic), RUNS (default runs), PREPARED
+# (default data), and EXTRA_TRAIN_FLAGS (added to `biax train`, e.g. for an
+# ablation: "--window 32").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIAX=${BIAX:-.venv/bin/biax}
+DATA_DIR=${DATA_DIR:-../shared/data/polyphonic}
+RUNS=${RUNS:-runs}
+PREPARED=${PREPARED:-data}
+RESULTS=benchmarks/results
+
+dataset=${1:-}
+# name -> JSON file, steps per quarter note of the file, config.
+# JSB is sampled at quarter notes; the other three at eighth notes.
+case "$dataset" in
+  jsb_chorales)  file=jsb-chorales-quarter.json; spq=1; config=jsb ;;
+  musedata)      file=musedata.json;             spq=2; config=musedata ;;
+  nottingham)    file=nottingham.json;           spq=2; config=nottingham ;;
+  piano_midi_de) file=piano-midi-de.json;        spq=2; config=piano_midi_de ;;
+  *)
+    echo "benchmarks/quality.sh: unknown dataset '${dataset}'; choose one of" \
+         "jsb_chorales, musedata, nottingham, piano_midi_de" >&2
+    exit 2 ;;
+esac
+
+source_file="$DATA_DIR/$file"
+if [ ! -f "$source_file" ]; then
+  echo "benchmarks/quality.sh: $source_file not found; set DATA_DIR to the folder" \
+       "holding $file (JSON: a dict of splits, each a list of pieces of steps of MIDI pitches)" >&2
+  exit 2
+fi
+
+prepared="$PREPARED/$dataset"
+run="$RUNS/$dataset"
+if [ ! -f "$prepared/report.json" ]; then
+  "$BIAX" prepare "$source_file" --out "$prepared" \
+      --steps-per-quarter "$spq" --lowest-pitch 21 --num-notes 88
+fi
+if [ ! -f "$run/model.keras" ]; then
+  # shellcheck disable=SC2086
+  "$BIAX" train --data "$prepared" --out "$run" \
+      --config "training/configs/$config.json" ${EXTRA_TRAIN_FLAGS:-}
+fi
+
+mkdir -p "$RESULTS"
+stamp=$(date +%Y-%m-%d)
+for split in valid train; do
+  out="$RESULTS/quality-$dataset-$split-$stamp.json"
+  "$BIAX" evaluate --model "$run" --data "$source_file" --split "$split" --json > "$out.tmp"
+  mv "$out.tmp" "$out"
+  echo "$split: $(cat "$out")"
+done
