@@ -14,15 +14,16 @@
 #
 # Environment: BIAX (the biax command), DATA_DIR (the folder holding the JSON
 # files; default ../shared/data/polyphonic), RUNS (default runs), PREPARED
-# (default data), and EXTRA_TRAIN_FLAGS (added to `biax train`, e.g. for an
-# ablation: "--window 32").
+# (default data), RESULTS (default benchmarks/results), CONFIG (a config file
+# in place of the dataset's own) and EXTRA_TRAIN_FLAGS (added to `biax train`,
+# e.g. for an ablation: "--window 32").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIAX=${BIAX:-.venv/bin/biax}
 DATA_DIR=${DATA_DIR:-../shared/data/polyphonic}
 RUNS=${RUNS:-runs}
 PREPARED=${PREPARED:-data}
-RESULTS=benchmarks/results
+RESULTS=${RESULTS:-benchmarks/results}
 
 dataset=${1:-}
 # name -> JSON file, steps per quarter note of the file, config.
@@ -54,7 +55,7 @@ fi
 if [ ! -f "$run/model.keras" ]; then
   # shellcheck disable=SC2086
   "$BIAX" train --data "$prepared" --out "$run" \
-      --config "training/configs/$config.json" ${EXTRA_TRAIN_FLAGS:-}
+      --config "${CONFIG:-training/configs/$config.json}" ${EXTRA_TRAIN_FLAGS:-}
 fi
 
 mkdir -p "$RESULTS"

@@ -1,0 +1,68 @@
+"""The quality recipe (`make bench-quality DATASET=...`, benchmarks/quality.sh),
+run the way a user runs it, on a tiny file in the datasets' JSON format."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RECIPE = ROOT / "benchmarks" / "quality.sh"
+
+# Rising and falling C-major triads in eighth notes, two bars each.
+_UP = [[60, 64, 67], [62, 65, 69], [64, 67, 71], [65, 69, 72]] * 4
+_DOWN = list(reversed(_UP))
+TINY = {"train": [_UP, _DOWN, _UP[2:] + _DOWN[:2]], "valid": [_DOWN, _UP]}
+TINY_CONFIG = {
+    "model": {"time_units": [4], "note_units": [4], "dropout": 0.0, "lowest_pitch": 21,
+              "num_notes": 88, "steps_per_quarter": 2, "play_only": True},
+    "train": {"epochs": 2, "batch_size": 2, "window": 4, "steps_per_epoch": 2,
+              "learning_rate": 0.01, "image_every": 0, "sample_every": 0},
+}
+
+
+def _recipe(tmp_path, *args, **env):
+    environment = dict(
+        os.environ, TF_CPP_MIN_LOG_LEVEL="2", BIAX=str(Path(sys.executable).parent / "biax"),
+        DATA_DIR=str(tmp_path / "shared"), RUNS=str(tmp_path / "runs"),
+        PREPARED=str(tmp_path / "data"), RESULTS=str(tmp_path / "results"), **env)
+    return subprocess.run(["bash", str(RECIPE), *args], env=environment, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_recipe_prepares_trains_and_scores_valid_and_train(tmp_path):
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "nottingham.json").write_text(json.dumps(TINY))
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(TINY_CONFIG))
+    done = _recipe(tmp_path, "nottingham", CONFIG=str(config))
+    assert done.returncode == 0, done.stderr
+    scores = {}
+    for path in (tmp_path / "results").glob("quality-nottingham-*.json"):
+        split = path.name.split("-")[2]
+        scores[split] = json.loads(path.read_text())
+    assert set(scores) == {"valid", "train"}
+    assert scores["valid"]["pieces"] == 2 and scores["valid"]["steps"] == 32
+    assert scores["train"]["pieces"] == 3
+    # 88 notes scored play only: a useless model is near 88 * ln 2 = 61 nats.
+    assert 0 < scores["valid"]["frame_nll"] < 88 * 0.7
+    model = tmp_path / "runs" / "nottingham" / "model.keras"
+    stamp = model.stat().st_mtime_ns
+
+    # Running it again reuses the prepared data and the finished run.
+    again = _recipe(tmp_path, "nottingham", CONFIG=str(config))
+    assert again.returncode == 0, again.stderr
+    assert model.stat().st_mtime_ns == stamp
+
+
+@pytest.mark.parametrize("args, message", [
+    (("bach",), "unknown dataset 'bach'"),
+    (("musedata",), "musedata.json not found"),
+])
+def test_recipe_refuses_in_one_line(tmp_path, args, message):
+    done = _recipe(tmp_path, *args)
+    assert done.returncode == 2
+    assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
