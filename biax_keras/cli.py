@@ -339,30 +339,42 @@ def _add_render(subparsers):
 
     p = subparsers.add_parser(
         "render",
-        help="MIDI files to WAV (and piano-roll PNG)",
+        help="MIDI files to WAV and piano-roll PNG",
         description=(
             "Renders MIDI files, or every MIDI file in folders, to WAV and/or a "
-            "piano-roll PNG, written next to each file or under --out-dir. WAV uses "
-            "FluidSynth where installed (pip install 'biax_keras[audio]') and "
-            "pretty_midi's sine waves otherwise. Files that cannot be read are "
-            "skipped and listed."
+            "piano-roll PNG, written next to each file or under --out-dir. WAV is played "
+            "through a General MIDI soundfont (pretty_midi's TimGM6mb.sf2 unless "
+            "--soundfont or $BIAX_SOUNDFONT names another) by the midirenderer wheel; "
+            "--synth fluidsynth uses FluidSynth instead, and sine waves are the last "
+            "resort, with a warning. --compare draws two or more files one above the "
+            "other in one PNG. Files that cannot be read are skipped and listed."
         ),
     )
     p.add_argument("paths", nargs="+", metavar="MIDI", help="MIDI files or folders")
     p.add_argument("--to", action="append", choices=render.FORMATS, default=None,
                    help="what to write; repeat for both (default: wav)")
+    p.add_argument("--compare", action="store_true",
+                   help="one PNG of the files' piano rolls one above the other (A_vs_B.png)")
     p.add_argument("--out-dir", default=None, metavar="DIR",
                    help="where to write (default: next to each MIDI file)")
     p.add_argument("--synth", choices=render.SYNTHS, default="auto",
-                   help="WAV synthesizer: FluidSynth where installed, else sine (default: auto)")
+                   help="soundfont (midirenderer), fluidsynth or sine; auto: the first "
+                        "installed of these (default: auto)")
     p.add_argument("--soundfont", metavar="FILE.sf2", default=None,
-                   help="soundfont for FluidSynth (default: $BIAX_SOUNDFONT, else pretty_midi's own)")
+                   help="General MIDI soundfont (default: $BIAX_SOUNDFONT, else pretty_midi's own)")
     p.set_defaults(func=_run_render)
 
 
 def _run_render(args):
     from biax_keras import render
 
+    if args.compare:
+        if args.to:
+            raise UserError("--compare writes one PNG; leave out --to")
+        result = render.compare(args.paths, out_dir=args.out_dir)
+        if not args.json:
+            print(f"wrote {result['png']}")
+        return result
     result = render.render(args.paths, to=args.to or ("wav",), out_dir=args.out_dir,
                            synth=args.synth, soundfont=args.soundfont)
     if not args.json:

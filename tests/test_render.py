@@ -1,6 +1,7 @@
-"""biax render: MIDI to WAV and piano-roll PNG; bad files skipped; clear errors."""
+"""biax render: MIDI to WAV (a soundfont piano) and labelled piano-roll PNG; clear errors."""
 
 import json
+import shutil
 import wave
 
 import numpy as np
@@ -11,41 +12,231 @@ from biax_keras.errors import UserError
 
 from conftest import PHRASE
 
-
-def test_piano_roll_picture_known_values():
-    roll = np.zeros((4, 128, 2), np.uint8)
-    roll[0:3, 60] = [1, 0]
-    roll[0, 60, 1] = 1  # struck at step 0, held to step 2
-    roll[2:4, 64] = [1, 1]  # struck at 2, struck again at 3
-    picture = render.roll_picture(roll, scale=1, margin=1)
-    # Pitches 59..65, the highest in the top row; 4 steps.
-    assert picture.shape == (7, 4)
-    row = {pitch: 65 - pitch for pitch in range(59, 66)}
-    np.testing.assert_allclose(picture[row[60]], [1.0, 0.55, 0.55, 0.0])
-    np.testing.assert_allclose(picture[row[64]], [0.0, 0.0, 1.0, 1.0])
-    assert picture[row[59]].sum() == 0 and picture[row[62]].sum() == 0
-    assert render.roll_picture(roll, scale=3, margin=1).shape == (21, 12)
+C4 = 60
+needs_soundfont_synth = pytest.mark.skipif(
+    not render.soundfont_synth_available(), reason="the midirenderer wheel is not installed")
 
 
-def test_render_wav_and_png_with_sine_waves(write_midi, tmp_path):
+def spectrum_shares(samples, rate, fundamental):
+    """Share of a sound's energy near `fundamental` and above 1.5 kHz."""
+    mono = np.asarray(samples, np.float64).reshape(len(samples), -1).mean(axis=1)
+    power = np.abs(np.fft.rfft(mono)) ** 2
+    freq = np.fft.rfftfreq(len(mono), 1 / rate)
+    near = np.abs(freq - fundamental) < 0.03 * fundamental
+    return power[near].sum() / power.sum(), power[freq > 1500].sum() / power.sum()
+
+
+def share_near(samples, rate, frequency):
+    return spectrum_shares(samples, rate, frequency)[0]
+
+
+# ----------------------------------------------------------------------------
+# Sound
+# ----------------------------------------------------------------------------
+
+
+@needs_soundfont_synth
+def test_a_soundfont_piano_is_not_a_sine(write_midi):
+    midi = write_midi("c4.mid", notes=[(C4, 0, 4)])  # one C4 for 2 s
+    piano, rate, used = render.synthesize(midi)
+    assert used == "soundfont" and rate == 48000 and piano.shape[1] == 2
+    assert np.sqrt(np.mean(piano ** 2)) > 0.02  # well above silence
+    assert np.max(np.abs(piano)) == pytest.approx(render.PEAK, rel=1e-3)
+    # The note's own pitch and its overtones (a piano's second is strong),
+    # nothing an octave below.
+    assert share_near(piano, rate, 261.6) > 0.1
+    assert share_near(piano, rate, 2 * 261.6) + share_near(piano, rate, 3 * 261.6) > 0.1
+    assert share_near(piano, rate, 261.6 / 2) < 0.01
+    near, high = spectrum_shares(piano, rate, 261.6)
+    sine, sine_rate, _ = render.synthesize(midi, synth="sine")
+    sine_near, sine_high = spectrum_shares(sine, sine_rate, 261.6)
+    # A sine puts nearly all its energy on the fundamental; a piano spreads
+    # it over its overtones.
+    assert sine_near > 0.95 and sine_high < 1e-4
+    assert near < 0.8 and high > 100 * sine_high
+
+
+@needs_soundfont_synth
+def test_render_wav_with_the_bundled_soundfont(write_midi, tmp_path):
     midi = write_midi("phrase.mid")  # 4 quarter notes at 120 qpm: 2 s
-    result = render.render([midi], to=("wav", "png"), synth="sine")
-    assert result["synth"] == "sine" and result["skipped"] == []
+    result = render.render([midi], to=("wav", "png"))
+    assert result["synth"] == "soundfont" and result["skipped"] == []
     entry = result["written"][0]
     assert entry == {"midi": str(midi), "wav": str(tmp_path / "phrase.wav"),
                      "png": str(tmp_path / "phrase.png")}
     with wave.open(entry["wav"]) as f:
-        assert (f.getnchannels(), f.getsampwidth(), f.getframerate()) == (1, 2, 44100)
+        assert (f.getnchannels(), f.getsampwidth(), f.getframerate()) == (2, 2, 48000)
         seconds = f.getnframes() / f.getframerate()
+    samples, rate = render.read_wav(entry["wav"])
+    assert 2.0 <= seconds <= 4.0
+    assert np.sqrt(np.mean(samples[: rate * 2] ** 2)) > 0.02
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_sine_waves_when_asked(write_midi, tmp_path):
+    midi = write_midi("phrase.mid")
+    result = render.render([midi], synth="sine")
+    assert result["synth"] == "sine"
+    with wave.open(result["written"][0]["wav"]) as f:
+        assert (f.getnchannels(), f.getsampwidth(), f.getframerate()) == (1, 2, 44100)
         samples = np.frombuffer(f.readframes(f.getnframes()), "<i2")
-    assert 2.0 <= seconds <= 3.5
-    assert np.abs(samples[: 44100 * 2]).max() > 1000  # sound while the notes play
+    assert np.abs(samples[: 44100 * 2]).max() > 1000
+
+
+def test_without_a_soundfont_synthesizer_it_says_sine_waves_aloud(write_midi, monkeypatch, caplog):
+    monkeypatch.setattr(render, "soundfont_synth_available", lambda: False)
+    monkeypatch.setattr(render, "fluidsynth_available", lambda: False)
+    midi = write_midi("phrase.mid", notes=PHRASE[:2])
+    with caplog.at_level("WARNING"):
+        result = render.render([midi])
+    assert result["synth"] == "sine" and "SINE WAVES" in caplog.text
+    assert "pip install midirenderer" in caplog.text
+
+
+@needs_soundfont_synth
+def test_a_soundfont_of_ones_own(write_midi, tmp_path, monkeypatch, capsys):
+    own = tmp_path / "my piano.sf2"
+    shutil.copy(render.bundled_soundfont(), own)
+    midi = write_midi("phrase.mid", notes=PHRASE[:2])
+    assert cli.main(["render", str(midi), "--soundfont", str(own), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["synth"] == "soundfont"
+    monkeypatch.setenv(render.SOUNDFONT_ENV, str(tmp_path / "missing.sf2"))
+    assert cli.main(["render", str(midi)]) == 2
+    assert "missing.sf2 does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("synth", ["soundfont", "fluidsynth"])
+def test_a_file_that_is_not_a_soundfont_is_refused(synth, write_midi, tmp_path, capsys):
+    if synth == "soundfont" and not render.soundfont_synth_available():
+        pytest.skip("the midirenderer wheel is not installed")
+    if synth == "fluidsynth" and not render.fluidsynth_available():
+        pytest.skip("FluidSynth is not installed")
+    fake = tmp_path / "fake.sf2"
+    fake.write_bytes(b"RIFF\0\0\0\0WAVEnot a soundfont")
+    midi = write_midi("phrase.mid")
+    code = cli.main(["render", str(midi), "--synth", synth, "--soundfont", str(fake)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "is not a SoundFont 2 (.sf2) file" in err[0]
+    assert not (tmp_path / "phrase.wav").exists()
+
+
+def test_fluidsynth_asked_for_and_missing_says_how_to_install(write_midi, tmp_path, capsys):
+    if render.fluidsynth_available():
+        pytest.skip("FluidSynth is installed here")
+    midi = write_midi("phrase.mid")
+    code = cli.main(["render", str(midi), "--synth", "fluidsynth"])
+    err = capsys.readouterr().err
+    assert code == 2 and "pip install 'biax_keras[audio]'" in err
+    assert not (tmp_path / "phrase.wav").exists()
+
+
+# ----------------------------------------------------------------------------
+# Pictures
+# ----------------------------------------------------------------------------
+
+
+def test_panel_pixels_tell_struck_from_held():
+    roll = np.zeros((4, 128, 2), np.uint8)
+    roll[0:3, C4] = [1, 0]
+    roll[0, C4, 1] = 1  # struck at step 0, held to step 2
+    roll[2:4, 64] = [1, 1]  # struck at 2, struck again at 3
+    pixels = render._panel_pixels(roll.astype(np.float32), 0, 48, 71)
+    row = {pitch: 71 - pitch for pitch in range(48, 72)}
+    assert pixels.shape == (24, 4, 3)
+    np.testing.assert_allclose(pixels[row[C4]], [render._STRUCK, render._HELD, render._HELD,
+                                                 render._WHITE_ROW])
+    np.testing.assert_allclose(pixels[row[64]], [render._WHITE_ROW, render._WHITE_ROW,
+                                                 render._STRUCK, render._STRUCK])
+    np.testing.assert_allclose(pixels[row[61], 0], render._BLACK_ROW)  # C#4 is a black key
+    # A play-only roll: a note that starts is struck.
+    play_only = roll.copy()
+    play_only[..., 1] = 0
+    np.testing.assert_allclose(render._panel_pixels(play_only.astype(np.float32), 0, 48, 71)[row[C4], :2],
+                               [render._STRUCK, render._HELD])
+    # Probabilities are shades: 0 leaves the background, 1 is the full shade.
+    probabilities = np.zeros((2, 128), np.float32)
+    probabilities[1, C4] = 1.0
+    shades = render._panel_pixels(probabilities, 0, 48, 71)
+    np.testing.assert_allclose(shades[row[C4]], [render._WHITE_ROW, render._SHADE])
+
+
+def test_roll_image_layout_puts_notes_where_the_axes_say():
+    roll = np.zeros((32, 128, 2), np.float32)
+    roll[0:8, C4] = [1, 0]
+    roll[0, C4, 1] = 1
+    picture = render.roll_image(roll, titles=["piece"])
+    low, high = 48, 71  # C4 widened to whole octaves, at least two
+    plot_width, panel_height = 32 * render._PX_PER_STEP, 24 * render._PX_PER_PITCH
+    plot_width, panel_height = max(plot_width, render._PLOT_WIDTH[0]), max(panel_height, render._PANEL_HEIGHT[0])
+    left = render._LEFT + render._KEYBOARD
+    assert picture.dtype == np.uint8 and picture.shape == (
+        render._TOP + panel_height + render._BOTTOM, left + plot_width + render._RIGHT, 3)
+
+    def at(step, pitch):
+        x = int(left + (step + 0.5) * plot_width / 32)
+        y = int(render._TOP + (high - pitch + 0.5) * panel_height / (high - low + 1))
+        return picture[y, x] / 255.0
+
+    np.testing.assert_allclose(at(0, C4), render._STRUCK, atol=0.03)
+    np.testing.assert_allclose(at(4, C4), render._HELD, atol=0.03)
+    np.testing.assert_allclose(at(12, C4), render._WHITE_ROW, atol=0.03)
+    # A bar line at step 16 (bar 2), none at step 8.
+    y = int(render._TOP + (high - 70 + 0.5) * panel_height / 24)
+    bar_x, mid_x = int(left + 16 * plot_width / 32), int(left + 8.5 * plot_width / 32)
+    assert picture[y, bar_x - 1:bar_x + 2].min() < 160 and picture[y, mid_x].min() > 230
+    # The keyboard strip: a black key (C#4) and a white key (C4).
+    strip_x = render._LEFT + render._KEYBOARD // 2
+    assert at_row(picture, strip_x, 61, high, panel_height).max() < 60
+    assert at_row(picture, strip_x, 60, high, panel_height).min() > 200
+
+
+def at_row(picture, x, pitch, high, panel_height):
+    return picture[int(render._TOP + (high - pitch + 0.5) * panel_height / 24), x]
+
+
+def test_roll_image_size_stays_sensible_for_any_length():
+    short = render.roll_image(np.zeros((4, 78), np.float32))
+    long = render.roll_image(np.zeros((20000, 128, 2), np.float32))
+    for picture in (short, long):
+        assert 400 <= picture.shape[1] <= 2000 and 200 <= picture.shape[0] <= 600
+    two = render.roll_image(np.zeros((16, 78, 2)), np.zeros((8, 78)), beats=[None, None])
+    assert two.shape[0] > short.shape[0] + render._PANEL_HEIGHT[0]
+
+
+def test_render_png_and_compare(write_midi, tmp_path, capsys):
+    a = write_midi("a.mid")
+    b = write_midi("b.mid", notes=PHRASE[:2])
+    result = render.render([a], to=("png",))
     from matplotlib import image
 
-    picture = image.imread(entry["png"])
-    # Pitches 48..72 with 2 semitones of margin, 16 sixteenths, 3 pixels each.
-    assert picture.shape[:2] == ((72 - 48 + 1 + 4) * 3, 16 * 3)
-    assert not list(tmp_path.glob(".*.tmp"))
+    single = image.imread(result["written"][0]["png"])
+    assert single.shape[2] in (3, 4) and single.shape[1] >= 400
+    code = cli.main(["render", str(a), str(b), "--compare", "--out-dir", str(tmp_path / "pics")])
+    assert code == 0
+    out = capsys.readouterr().out.strip()
+    compared = tmp_path / "pics" / "a_vs_b.png"
+    assert out == f"wrote {compared}"
+    assert image.imread(compared).shape[0] > 2 * single.shape[0] - 100
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["render", "{tmp}/a.mid", "--compare"], "needs two or more MIDI files"),
+    (["render", "{tmp}/a.mid", "{tmp}/empty_folder", "--compare"], "is a folder"),
+    (["render", "{tmp}/a.mid", "{tmp}/bad.mid", "--compare"], "cannot compare"),
+    (["render", "{tmp}/a.mid", "{tmp}/a.mid", "--compare", "--to", "wav"], "leave out --to"),
+])
+def test_compare_errors(argv, message, write_midi, tmp_path, capsys):
+    write_midi("a.mid")
+    (tmp_path / "empty_folder").mkdir()
+    (tmp_path / "bad.mid").write_bytes(b"not midi at all")
+    code = cli.main([a.format(tmp=tmp_path) for a in argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and message in err[0], err
+
+
+# ----------------------------------------------------------------------------
+# Batches and bad input
+# ----------------------------------------------------------------------------
 
 
 def test_a_folder_with_bad_files_renders_the_good_ones(broken_midi_folder, tmp_path, capsys):
@@ -77,25 +268,6 @@ def test_render_errors_are_one_line_and_exit_2(argv, message, tmp_path, capsys):
     code = cli.main([a.format(tmp=tmp_path) for a in argv])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and message in err[0] and err[0].startswith("biax render")
-
-
-def test_fluidsynth_asked_for_and_missing_says_how_to_install(write_midi, tmp_path, capsys):
-    if render.fluidsynth_available():
-        pytest.skip("FluidSynth is installed here")
-    midi = write_midi("phrase.mid")
-    code = cli.main(["render", str(midi), "--synth", "fluidsynth"])
-    err = capsys.readouterr().err
-    assert code == 2 and "pip install 'biax_keras[audio]'" in err
-    assert not (tmp_path / "phrase.wav").exists()
-
-
-def test_auto_falls_back_to_sine_waves_and_says_so(write_midi, caplog):
-    if render.fluidsynth_available():
-        pytest.skip("FluidSynth is installed here")
-    midi = write_midi("phrase.mid", notes=PHRASE[:2])
-    with caplog.at_level("WARNING"):
-        result = render.render([midi])
-    assert result["synth"] == "sine" and "FluidSynth is not installed" in caplog.text
 
 
 def test_unknown_format_is_a_user_error(write_midi):
