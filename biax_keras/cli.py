@@ -38,6 +38,16 @@ def _positive_int(text):
     return value
 
 
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def _positive_float(text):
     try:
         value = float(text)
@@ -134,6 +144,12 @@ def _add_train(subparsers):
                    help="stop after this many epochs without a better valid NLL")
     p.add_argument("--seed", type=int)
     p.add_argument("--init", metavar="MODEL.keras", help="start from this trained model's weights")
+    p.add_argument("--image-every", type=_non_negative_int, metavar="N",
+                   help="TensorBoard: the true roll beside the model's probabilities on a "
+                        "fixed validation window every N epochs; 0 never (default: 1)")
+    p.add_argument("--sample-every", type=_non_negative_int, metavar="N",
+                   help="TensorBoard: a composed piece (piano roll and audio) every N "
+                        "epochs; 0 never (default: 5)")
     p.add_argument("--strategy", choices=("default", "mirrored", "multi_worker"),
                    help="tf.distribute strategy (multi_worker reads TF_CONFIG)")
     p.set_defaults(func=_run_train)
@@ -144,7 +160,8 @@ def _run_train(args):
 
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "window": args.window,
                  "steps_per_epoch": args.steps_per_epoch, "learning_rate": args.learning_rate,
-                 "patience": args.patience, "seed": args.seed}
+                 "patience": args.patience, "seed": args.seed,
+                 "image_every": args.image_every, "sample_every": args.sample_every}
     report = train.train(args.data, args.out, args.config, strategy=args.strategy,
                          overrides=overrides, init=args.init)
     if not args.json:

@@ -294,6 +294,25 @@ def render_wav(midi_path, wav_path, soundfont=None, sample_rate=WAV_SAMPLE_RATE,
     return used
 
 
+def roll_audio(roll, steps_per_quarter, lowest_pitch, qpm=120.0, synth="auto", soundfont=None):
+    """A state roll played as `synthesize` plays MIDI.
+
+    Returns:
+        `(samples, rate, synth)` as `synthesize`, or None for a silent roll.
+    """
+    import note_seq
+
+    from biax_keras import representation
+
+    sequence = representation.roll_to_note_sequence(
+        roll, steps_per_quarter=steps_per_quarter, lowest_pitch=lowest_pitch, qpm=qpm)
+    if not sequence.notes:
+        return None
+    buffer = io.BytesIO()
+    note_seq.note_sequence_to_pretty_midi(sequence).write(buffer)
+    return synthesize(buffer.getvalue(), synth, soundfont)
+
+
 # ----------------------------------------------------------------------------
 # Pictures
 # ----------------------------------------------------------------------------

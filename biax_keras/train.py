@@ -6,8 +6,10 @@
 A *run folder* holds everything one training run makes:
 
     config.json        the resolved config ({"model": ..., "train": ...}); reusable as --config
-    logs/              TensorBoard: train/ and validation/ scalars (losses, metrics,
-                       learning rate), samples/ piano rolls and audio, hparams
+    logs/NAME/         TensorBoard (NAME: the run folder's name): train/ and validation/
+                       scalars (losses, metrics, learning rate), samples/ piano rolls
+                       and audio, and the hparams session the HParams dashboard shows
+                       with those metrics (`tensorboard --logdir RUN/logs`)
     history.csv        one row per finished epoch (the curves, without TensorBoard)
     checkpoints/best.keras   the model with the best valid frame NLL so far
     backup/            Keras BackupAndRestore state while the run is unfinished
@@ -37,7 +39,6 @@ from pathlib import Path
 
 from biax_keras.errors import UserError
 from biax_keras.model import BiaxialConfig
-from biax_keras.render import roll_image
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +46,12 @@ log = logging.getLogger(__name__)
 # read from the prepared folder's meta.json.
 DATA_KEYS = ("lowest_pitch", "num_notes", "steps_per_quarter", "play_only")
 RUN_FILES = ("config.json", "logs", "history.csv", "checkpoints", "backup", "model.keras")
-# Bigger piano-roll pixels, so that one step or one note is visible.
-IMAGE_SCALE = 3
-# Sine synthesis of sampled pieces (pretty_midi's default sample rate is 44.1 kHz;
-# 16 kHz is plenty for a sine preview and keeps event files small).
-AUDIO_SAMPLE_RATE = 16000
-AUDIO_PEAK = 0.9
+# TensorBoard: how much of the validation window is drawn (4 bars of 4/4 in
+# sixteenths), and the tags of the pictures and the sound.
+IMAGE_STEPS = 64
+OUTPUT_IMAGE_TAG = "valid/true vs model"
+SAMPLE_IMAGE_TAG = "sample/roll"
+SAMPLE_AUDIO_TAG = "sample/audio"
 BEST_CHECKPOINT = "best.keras"
 WORKERS = "workers"
 
@@ -454,54 +455,34 @@ def _best_so_far(history_path, before_epoch, key="val_frame_nll"):
 # ----------------------------------------------------------------------------
 
 
-def roll_audio(roll, steps_per_quarter, lowest_pitch, sample_rate=AUDIO_SAMPLE_RATE):
-    """A roll as sine-wave audio (pretty_midi's synthesizer; no SoundFont needed).
-
-    Returns:
-        float32 `(samples,)` in [-1, 1], or None when pretty_midi is missing or
-        the roll is silent.
-    """
-    import numpy as np
-
-    try:
-        import note_seq
-    except ImportError:
-        return None
-    from biax_keras import representation
-
-    sequence = representation.roll_to_note_sequence(
-        roll, steps_per_quarter=steps_per_quarter, lowest_pitch=lowest_pitch)
-    if not sequence.notes:
-        return None
-    wave = note_seq.note_sequence_to_pretty_midi(sequence).synthesize(fs=sample_rate)
-    peak = float(np.max(np.abs(wave))) if wave.size else 0.0
-    if not peak:
-        return None
-    return (wave * (AUDIO_PEAK / peak)).astype(np.float32)
-
-
 def _find_generate():
-    """`biax_keras.generate.generate` if that module is installed, else None."""
-    import importlib
-    import importlib.util
+    """The public `biax_keras.generate` function."""
+    import biax_keras
 
-    if importlib.util.find_spec("biax_keras.generate") is None:
-        return None
-    return getattr(importlib.import_module("biax_keras.generate"), "generate", None)
+    return biax_keras.generate
+
+
+def session_name(run_dir):
+    """The TensorBoard run (and hparams session) of a run folder: its own name."""
+    return Path(run_dir).resolve().name or "run"
 
 
 def roll_summaries(log_dir, window, model_config, train_config, hparams=None):
     """A Keras callback that shows piano rolls, samples and hparams in TensorBoard.
 
-    Every `train_config.image_every` epochs it draws the model's P(play) (and
-    P(articulate)) on a fixed validation window beside the true roll; every
-    `train_config.sample_every` epochs, when `biax_keras.generate` is there, it
-    samples a piece of `sample_steps` steps and adds its roll and a sine-wave
-    rendering. Steps are epochs counted from 0, as Keras's TensorBoard counts.
+    Every `train_config.image_every` epochs it draws, on a fixed validation
+    window (its first `IMAGE_STEPS` steps), the true roll above the model's
+    P(play) (and P(articulate)); every `train_config.sample_every` epochs it
+    composes a piece of `sample_steps` steps with `biax_keras.generate` and
+    adds its piano roll and its audio (a General MIDI piano, see
+    `render.synthesize`). Pictures come from `render.roll_image`. Steps are
+    epochs counted from 0, as Keras's TensorBoard counts.
 
     Args:
-        log_dir: TensorBoard folder; images and audio go to `log_dir/samples`,
-            hparams to `log_dir` itself.
+        log_dir: this run's TensorBoard folder (beside Keras's `train/` and
+            `validation/`): images and audio go to `log_dir/samples`, the
+            hparams session to `log_dir` itself, so that the HParams dashboard
+            finds the `validation/` and `train/` metrics under it.
         window: `(inputs, target)` of one validation window (batch 1) in numpy,
             or None for no output images.
         model_config: the model's `BiaxialConfig`.
@@ -514,6 +495,10 @@ def roll_summaries(log_dir, window, model_config, train_config, hparams=None):
     import keras
     import numpy as np
     import tensorflow as tf
+
+    from biax_keras import render, representation
+
+    lowest, per_quarter = model_config.lowest_pitch, model_config.steps_per_quarter
 
     class RollSummaries(keras.callbacks.Callback):
         def __init__(self):
@@ -536,20 +521,26 @@ def roll_summaries(log_dir, window, model_config, train_config, hparams=None):
 
         def _write_output(self, epoch):
             inputs, target = window
-            probabilities = np.asarray(self.model(inputs, training=False), np.float32)[0]
-            truth = np.asarray(target, np.float32)[0]
+            probabilities = np.asarray(self.model(inputs, training=False), np.float32)[0, :IMAGE_STEPS]
+            truth = np.asarray(target, np.float32)[0, :IMAGE_STEPS]
+            beat = np.asarray(inputs["beat"])[0, :IMAGE_STEPS]
+            panels = [truth, probabilities[..., 0]]
+            titles = ["true (validation window)", f"model P(play), epoch {epoch + 1}"]
+            if not model_config.play_only:
+                panels.append(probabilities[..., 1] * (truth[..., 0] > 0))
+                titles.append("model P(articulate) where the true note plays")
+            picture = render.roll_image(*panels, titles=titles, lowest_pitch=lowest,
+                                        beats=[beat] * len(panels))
             with self.writer.as_default():
-                tf.summary.image("valid/play: true | model", roll_image(truth[..., 0], probabilities[..., 0], scale=IMAGE_SCALE)[None],
-                                 step=epoch, description="P(play) on a fixed validation window "
-                                 "(right) beside the true roll (left); pitch upwards, time to the right")
-                if not model_config.play_only:
-                    tf.summary.image("valid/articulate: true | model",
-                                     roll_image(truth[..., 1] * truth[..., 0], probabilities[..., 1], scale=IMAGE_SCALE)[None],
-                                     step=epoch)
+                tf.summary.image(OUTPUT_IMAGE_TAG, picture[None], step=epoch,
+                                 description="The first bars of a fixed validation window: the "
+                                 "true roll (struck dark, held light) above the model's "
+                                 "probabilities (darker is likelier). Pitch up, time in bars.")
 
         def _write_sample(self, epoch):
             try:
-                roll = self.generate(self.model, steps=train_config.sample_steps, seed=train_config.seed)
+                roll = self.generate(self.model, steps=train_config.sample_steps,
+                                     seed=train_config.seed)
             except Exception as e:  # a sampler bug must not end a long training run
                 if not self.sample_failed:
                     log.warning("sampling for TensorBoard failed (%s: %s); training goes on",
@@ -557,17 +548,31 @@ def roll_summaries(log_dir, window, model_config, train_config, hparams=None):
                 self.sample_failed = True
                 return
             roll = np.asarray(roll)
-            picture = roll_image(0.5 * roll[..., 0] + 0.5 * roll[..., 0] * roll[..., 1], scale=IMAGE_SCALE)
-            audio = roll_audio(roll, model_config.steps_per_quarter, model_config.lowest_pitch)
+            beat = representation.bar_positions(len(roll), per_quarter)
+            picture = render.roll_image(
+                roll, titles=[f"composed after epoch {epoch + 1} (seed {train_config.seed})"],
+                lowest_pitch=lowest, beats=[beat])
+            try:
+                audio = render.roll_audio(roll, per_quarter, lowest)
+            except Exception as e:  # no sound must not end a training run either
+                log.warning("audio of the TensorBoard sample failed (%s: %s)", type(e).__name__, e)
+                audio = None
             with self.writer.as_default():
-                tf.summary.image("sample/roll", picture[None], step=epoch,
-                                 description=f"a sampled piece (seed {train_config.seed}); "
-                                 "gray: held, white: struck")
+                tf.summary.image(SAMPLE_IMAGE_TAG, picture[None], step=epoch,
+                                 description=f"A piece composed with seed {train_config.seed}; "
+                                 "struck dark, held light.")
                 if audio is not None:
-                    tf.summary.audio("sample/audio", audio[None, :, None], AUDIO_SAMPLE_RATE,
-                                     step=epoch, description="sine-wave rendering of the sample")
+                    samples, rate, synth = audio
+                    mono = samples.mean(axis=1, keepdims=True)
+                    tf.summary.audio(SAMPLE_AUDIO_TAG, mono[None], rate, step=epoch,
+                                     encoding="wav",
+                                     description=f"The composed piece ({_SYNTH_NAMES[synth]}).")
 
     return RollSummaries()
+
+
+_SYNTH_NAMES = {"soundfont": "General MIDI piano", "fluidsynth": "FluidSynth",
+                "sine": "sine waves: no soundfont synthesizer installed"}
 
 
 def _hparam_value(value):
@@ -593,7 +598,7 @@ def _write_hparams(log_dir, values):
                hp.Metric("epoch_frame_nll", group="train", display_name="train frame NLL")]
     with tf.summary.create_file_writer(str(log_dir)).as_default():
         hp.hparams_config(hparams=[hp.HParam(name) for name in values], metrics=metrics)
-        hp.hparams(values, trial_id=Path(log_dir).parent.name)
+        hp.hparams(values, trial_id=Path(log_dir).name)
 
 
 # ----------------------------------------------------------------------------
@@ -729,7 +734,10 @@ def train(data_dir, run_dir, config=None, strategy=None, overrides=None, init=No
              f"{parameters:,}", steps_per_epoch, train_config.batch_size, train_config.window,
              model_config.num_notes, f"; mixed precision {policy}" if policy else "")
 
-    logs_dir, history_path = work_dir / "logs", work_dir / "history.csv"
+    # One TensorBoard run per run folder, under logs/: the hparams session
+    # must be a folder above the train/ and validation/ metrics it shows.
+    logs_dir = work_dir / "logs" / session_name(run_dir)
+    history_path = work_dir / "history.csv"
     (work_dir / "checkpoints").mkdir(exist_ok=True)
     best = _best_so_far(history_path, initial_epoch)
     run_callbacks = [

@@ -71,6 +71,45 @@ def tags(folder):
     return accumulator
 
 
+def check_tensorboard_shows_hparams_metrics(logdir, rows):
+    """`tensorboard --logdir RUN/logs`, as the README says: the HParams table has metric values."""
+    import re
+    import urllib.request
+
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("tensorboard")), "--logdir", str(logdir), "--port", "0",
+         "--host", "127.0.0.1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = None
+        deadline = time.monotonic() + 120
+        while url is None and time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            found = re.search(r"(http://127\.0\.0\.1:\d+)/", line)
+            url = found.group(1) if found else None
+        assert url, "TensorBoard did not start"
+        request = {"experimentName": "", "startIndex": 0, "sliceSize": 10, "colParams": [],
+                   "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE",
+                                       "STATUS_RUNNING"]}
+        groups = []
+        for _ in range(30):  # TensorBoard reads the logs in the background
+            answer = urllib.request.urlopen(urllib.request.Request(
+                url + "/data/plugin/hparams/session_groups", data=json.dumps(request).encode(),
+                headers={"Content-Type": "application/json"}), timeout=30)
+            groups = json.loads(answer.read())["sessionGroups"]
+            if groups and len(groups[0].get("metricValues", [])) == 2:
+                break
+            time.sleep(1)
+        assert [g["name"] for g in groups] == ["run"]
+        values = {m["name"]["group"]: m["value"] for m in groups[0]["metricValues"]}
+        assert values["validation"] == pytest.approx(float(rows[-1]["val_frame_nll"]), rel=1e-5)
+        assert values["train"] == pytest.approx(float(rows[-1]["frame_nll"]), rel=1e-5)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 def test_tiny_training_run_end_to_end(prepared, tmp_path, capsys):
     run = tmp_path / "run"
     code, out, err = run_cli(capsys, "--data", prepared, "--out", run, "--config", TINY,
@@ -94,17 +133,20 @@ def test_tiny_training_run_end_to_end(prepared, tmp_path, capsys):
     model = keras.saving.load_model(run / "model.keras", safe_mode=True)
     assert isinstance(model, BiaxialModel) and model.config.to_dict() == config["model"]
 
-    train_tags = tags(run / "logs" / "train").Tags()["tensors"]
+    logs = run / "logs" / "run"  # one TensorBoard run, named after the run folder
+    train_tags = tags(logs / "train").Tags()["tensors"]
     assert {"epoch_frame_nll", "epoch_loss", "epoch_learning_rate"} <= set(train_tags)
-    assert "epoch_frame_nll" in tags(run / "logs" / "validation").Tags()["tensors"]
-    samples = tags(run / "logs" / "samples")
-    image_tag = "valid/play: true | model"
-    assert image_tag in samples.Tags()["tensors"]
-    events = samples.Tensors(image_tag)
+    assert "epoch_frame_nll" in tags(logs / "validation").Tags()["tensors"]
+    samples = tags(logs / "samples")
+    events = samples.Tensors(train.OUTPUT_IMAGE_TAG)
     assert [e.step for e in events] == [0, 1]
     width, height = (int(v) for v in events[0].tensor_proto.string_val[:2])
-    assert (height, width) == (78 * train.IMAGE_SCALE, (2 * 16 + 1) * train.IMAGE_SCALE)
-    assert "_hparams_/session_start_info" in tags(run / "logs").Tags()["tensors"]
+    # Three labelled panels (true roll, P(play), P(articulate)), wide enough to read.
+    assert width >= 400 and height >= 3 * 150
+    assert [e.step for e in samples.Tensors(train.SAMPLE_IMAGE_TAG)] == [0, 1]
+    assert [e.step for e in samples.Tensors(train.SAMPLE_AUDIO_TAG)] == [0, 1]
+    assert "_hparams_/session_start_info" in tags(logs).Tags()["tensors"]
+    check_tensorboard_shows_hparams_metrics(run / "logs", rows)
 
     # The same command on the finished run refuses, rather than overwriting it.
     code, _, err = run_cli(capsys, "--data", prepared, "--out", run, "--config", TINY)
@@ -293,16 +335,6 @@ def test_a_config_that_disagrees_with_the_data_is_refused(model_values, words):
 def test_overrides_replace_the_file(tmp_path):
     _, config = train.resolve_config(TINY, overrides={"epochs": 7, "window": None})
     assert config.epochs == 7 and config.window == 16
-
-
-def test_roll_image_puts_time_right_and_pitch_up():
-    roll = np.zeros((4, 3))
-    roll[0, 2] = 1  # first step, highest note
-    image = train.roll_image(roll, np.full((4, 3), 0.25), scale=2)
-    assert image.shape == (3 * 2, (4 + 1 + 4) * 2, 1)
-    assert image[0, 0, 0] == 1 and image[-1, 0, 0] == 0       # top-left is the high note at step 0
-    assert image[0, 4 * 2, 0] == 0.5                           # the gray divider
-    assert image[0, -1, 0] == 0.25
 
 
 # ----------------------------------------------------------------------------
