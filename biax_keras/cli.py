@@ -1,4 +1,4 @@
-"""The `biax` command line: prepare, train, generate, evaluate, export, benchmark, render.
+"""The `biax` command line: prepare, train, generate, evaluate, export, benchmark, render, studio.
 
 Every subcommand is a pair: `_add_<name>(subparsers)` declares its flags and
 `_run_<name>(args)` does the work and returns a JSON-able dict, which `--json`
@@ -406,6 +406,67 @@ def _run_render(args):
 
 
 # ----------------------------------------------------------------------------
+# studio
+# ----------------------------------------------------------------------------
+
+
+def _add_studio(subparsers):
+    from biax_keras import studio
+
+    p = subparsers.add_parser(
+        "studio",
+        help="a local page to compose, listen and download",
+        description=(
+            "Serves a page on http://127.0.0.1:PORT/ where one picks a model, sets "
+            "length, temperature, conservativity, seed and an optional primer MIDI, "
+            "and composes: the page shows the piano roll, plays the piece and offers "
+            "the MIDI and WAV; Continue extends the current piece. The shipped models "
+            "are offered, with --model first. Ctrl+C stops it and removes its "
+            "temporary folder."
+        ),
+    )
+    p.add_argument("--model", metavar="PATH", default=None,
+                   help="a run folder, .keras file or SavedModel to offer first")
+    p.add_argument("--port", type=_port, default=studio.DEFAULT_PORT,
+                   help=f"port to listen on; 0 picks a free one (default: {studio.DEFAULT_PORT})")
+    p.add_argument("--host", default=studio.DEFAULT_HOST,
+                   help="address to listen on (default: 127.0.0.1, this machine only)")
+    p.set_defaults(func=_run_studio)
+
+
+def _port(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is from 0 to 65535, got {value}")
+    return value
+
+
+def _run_studio(args):
+    from biax_keras import studio
+
+    def ready(url):
+        print(f"biax studio: {url} (Ctrl+C to stop)", flush=True)
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    import signal
+
+    # `kill` cleans up as Ctrl+C does, also when started in the background
+    # (where a shell leaves SIGINT ignored).
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        studio.serve(args.model, host=args.host, port=args.port, ready=ready)
+    except KeyboardInterrupt:
+        pass
+    return {"stopped": True}
+
+
+# ----------------------------------------------------------------------------
 # benchmark
 # ----------------------------------------------------------------------------
 
@@ -448,6 +509,7 @@ _COMMANDS = [
     _add_export,
     _add_benchmark,
     _add_render,
+    _add_studio,
 ]
 
 

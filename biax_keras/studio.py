@@ -1,0 +1,503 @@
+"""`biax studio`: a local page to compose, look, listen and download.
+
+    biax studio                          # http://127.0.0.1:7860/, the shipped models
+    biax studio --model runs/bach --port 8000
+
+One picks a model (a shipped one, the --model given, or any run folder or
+.keras file typed in), sets the length, temperature, conservativity and seed,
+optionally uploads a primer MIDI, and presses Compose: the page shows the
+piano roll (`render.roll_image`), plays the piece (`render.synthesize`: the
+General MIDI piano) and offers the MIDI and WAV. Continue composes on from
+the current piece.
+
+The server is the standard library's `http.server` and one static page with
+a few lines of JavaScript: nothing more to install, nothing fetched from
+elsewhere by the page, and it starts in the time TensorFlow takes to import.
+It listens on 127.0.0.1 unless told otherwise, and writes only in its own
+temporary folder, which it removes when it stops. Everything a user sends is
+checked; a bad upload or setting is answered with one clear line that the
+page shows, never a traceback.
+"""
+
+import base64
+import binascii
+import http.server
+import json
+import logging
+import math
+import os
+import secrets
+import shutil
+import socketserver
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from biax_keras.errors import UserError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+BPM = 120.0
+TIME_SIGNATURE = (4, 4)
+MAX_SECONDS = 120.0  # of new music per press
+MAX_PRIMER_BYTES = 1024 * 1024
+MAX_PRIMER_STEPS = 4000  # about 4 minutes at sixteenths and 120 bpm
+MAX_PIECE_STEPS = 8000  # a piece continued again and again stops here
+MAX_REQUEST_BYTES = 2 * MAX_PRIMER_BYTES  # the primer travels as base64 in JSON
+_MAX_DRAINED_BYTES = 64 * 1024 * 1024
+KEPT_PIECES = 20  # older pieces' files are removed from the temporary folder
+LIMITS = {"seconds": (0.5, MAX_SECONDS), "temperature": (0.05, 5.0),
+          "conservativity": (0.05, 10.0), "seed": (0, 2**31 - 1)}
+FILES = {"piece.mid": "audio/midi", "piece.wav": "audio/wav", "roll.png": "image/png"}
+SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "saved_models"
+
+
+def shipped_models(folder=SHIPPED_MODELS):
+    """`{name: path}` of the pretrained models in `saved_models/` (run folders)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return {}
+    return {p.name: str(p) for p in sorted(folder.iterdir()) if (p / "model.keras").is_file()}
+
+
+class Studio:
+    """What the page asks for: models, settings checked, pieces composed and kept.
+
+    Args:
+        models: `{name: path}` offered on the page, in order.
+        folder: the temporary folder all files go to (created by the caller).
+    """
+
+    def __init__(self, models, folder):
+        self.models = dict(models)
+        self.folder = Path(folder)
+        self.loaded = {}
+        self.pieces = {}  # id -> {"roll", "beat", "model", "folder"}
+        self.lock = threading.Lock()
+
+    def model_list(self):
+        return [{"name": name, "path": path} for name, path in self.models.items()]
+
+    def _model(self, name, path):
+        import biax_keras
+
+        if path:
+            key = os.path.abspath(os.path.expanduser(path))
+        elif name in self.models:
+            key = self.models[name]
+        else:
+            raise UserError(f"unknown model {name!r}; choose one of {', '.join(self.models)} "
+                            "or type the path of a run folder or .keras file")
+        if key not in self.loaded:
+            self.loaded[key] = biax_keras.load_model(key)
+        return key, self.loaded[key]
+
+    def compose(self, request):
+        """Compose from a page's request; return what the page shows.
+
+        Raises:
+            UserError: for any setting, model or upload that cannot be used.
+        """
+        import numpy as np
+
+        import biax_keras
+        from biax_keras import render, representation
+
+        if not isinstance(request, dict):
+            raise UserError("the request must be a JSON object")
+        settings = {name: _number(request.get(name), name, *LIMITS[name])
+                    for name in ("seconds", "temperature", "conservativity")}
+        seed = _number(request.get("seed"), "seed", *LIMITS["seed"])
+        if seed != int(seed):
+            raise UserError(f"the seed must be a whole number, got {request.get('seed')}")
+        with self.lock:
+            key, model = self._model(request.get("model"), (request.get("model_path") or "").strip())
+            config = model.config
+            primer = None
+            previous = request.get("continue")
+            if previous:
+                piece = self.pieces.get(str(previous))
+                if piece is None:
+                    raise UserError("there is no piece to continue (it is too old or the studio "
+                                    "was restarted); press Compose first")
+                if piece["model"] != key:
+                    raise UserError("Continue uses the model the piece was composed with; "
+                                    "choose that model again or press Compose")
+                primer = (piece["roll"], piece["beat"])
+            elif request.get("primer"):
+                primer = _read_primer(request["primer"], config)
+            steps = max(1, int(round(settings["seconds"] * BPM / 60 * config.steps_per_quarter)))
+            if primer is not None and len(primer[0]) + steps > MAX_PIECE_STEPS:
+                raise UserError(f"the piece would be longer than {MAX_PIECE_STEPS} steps; "
+                                "press Compose to start a new one")
+            started = time.perf_counter()
+            roll = np.asarray(biax_keras.generate(
+                model, steps=steps, seed=int(seed), temperature=settings["temperature"],
+                conservativity=settings["conservativity"], primer=primer))
+            compose_seconds = time.perf_counter() - started
+            primer_steps = 0 if primer is None else len(primer[0])
+            if primer is None:
+                beat = representation.bar_positions(len(roll), config.steps_per_quarter,
+                                                    TIME_SIGNATURE)
+            else:
+                beat = np.concatenate([primer[1][:primer_steps], representation.bar_positions(
+                    len(roll) - primer_steps, config.steps_per_quarter, TIME_SIGNATURE,
+                    offset=int(primer[1][primer_steps - 1]) + 1)])
+            piece_id = secrets.token_hex(8)
+            folder = self.folder / piece_id
+            folder.mkdir()
+            sequence = representation.roll_to_midi(roll, folder / "piece.mid", config.steps_per_quarter,
+                                        config.lowest_pitch, qpm=BPM,
+                                        time_signature=TIME_SIGNATURE)
+            synth = render.render_wav(folder / "piece.mid", folder / "piece.wav")
+            titles = [f"{Path(key).name}: {len(roll) / config.steps_per_quarter * 60 / BPM:.1f} s, "
+                      f"seed {int(seed)}, temperature {settings['temperature']:g}, "
+                      f"conservativity {settings['conservativity']:g}"
+                      + (f"; the first {primer_steps} steps are the primer" if primer_steps else "")]
+            render.save_png(render.roll_image(roll, titles=titles,
+                                              lowest_pitch=config.lowest_pitch, beats=[beat]),
+                            folder / "roll.png")
+            self.pieces[piece_id] = {"roll": roll, "beat": beat, "model": key, "folder": folder,
+                                     "notes": len(sequence.notes)}
+            self._forget_old_pieces()
+        return {
+            "piece": piece_id,
+            "seconds": round(len(roll) / config.steps_per_quarter * 60 / BPM, 2),
+            "primer_steps": primer_steps,
+            "notes": len(sequence.notes),
+            "compose_seconds": round(compose_seconds, 2),
+            "synth": synth,
+            "files": {name: f"/pieces/{piece_id}/{name}" for name in FILES},
+        }
+
+    def _forget_old_pieces(self):
+        for old in list(self.pieces)[:-KEPT_PIECES]:
+            shutil.rmtree(self.pieces.pop(old)["folder"], ignore_errors=True)
+
+    def file(self, piece_id, name):
+        """Path of a piece's file, or None (only files this studio wrote)."""
+        piece = self.pieces.get(piece_id)
+        if piece is None or name not in FILES:
+            return None
+        path = piece["folder"] / name
+        return path if path.is_file() else None
+
+
+def _number(value, name, low, high):
+    if isinstance(value, bool) or value is None or value == "":
+        raise UserError(f"{name} is missing; give a number from {low:g} to {high:g}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{name} must be a number from {low:g} to {high:g}, got {value!r}") from None
+    if not math.isfinite(number) or not low <= number <= high:
+        raise UserError(f"{name} must be from {low:g} to {high:g}, got {value}")
+    return number
+
+
+def _read_primer(upload, config):
+    """The primer upload `{"name", "data": base64}` as `(roll, beat)` for the model."""
+    from biax_keras import representation
+
+    name = str(upload.get("name") or "the primer") if isinstance(upload, dict) else "the primer"
+    data = upload.get("data") if isinstance(upload, dict) else None
+    if not isinstance(data, str):
+        raise UserError("the primer upload is malformed; choose a .mid file again")
+    if len(data) > MAX_PRIMER_BYTES * 4 // 3 + 4:
+        raise UserError(f"{name} is larger than the {MAX_PRIMER_BYTES // 1024} KB limit for a primer")
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise UserError("the primer upload is malformed; choose a .mid file again") from None
+    if not raw:
+        raise UserError(f"{name} is empty; choose a MIDI file with notes")
+    try:
+        sequence = representation.read_midi(raw, config.steps_per_quarter,
+                                            max_steps=MAX_PRIMER_STEPS)
+        result = representation.note_sequence_to_roll(
+            sequence, config.steps_per_quarter, config.lowest_pitch, config.num_notes,
+            max_steps=MAX_PRIMER_STEPS)
+    except representation.RepresentationError as e:
+        raise UserError(f"{name} cannot be used as a primer: {e}") from None
+    return result.roll, result.beat
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server_version = "biax-studio"
+    studio = None  # set on the class made by `make_server`
+
+    def log_message(self, format, *args):  # requests go to the log, not to stderr
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def _send(self, status, body, content_type, extra=()):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        for header, value in extra:
+            self.send_header(header, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, status, value):
+        self._send(status, json.dumps(value).encode(), "application/json")
+
+    def do_GET(self):
+        path = self.path.split("?", 1)[0]
+        if path in ("/", "/index.html"):
+            page = PAGE.replace("@MAX_PRIMER_BYTES@", str(MAX_PRIMER_BYTES))
+            self._send(200, page.encode(), "text/html; charset=utf-8")
+        elif path == "/api/models":
+            self._json(200, {"models": self.studio.model_list()})
+        elif path.startswith("/pieces/"):
+            parts = path.split("/")
+            found = self.studio.file(parts[2], parts[3]) if len(parts) == 4 else None
+            if found is None:
+                self._json(404, {"error": "no such file; compose again"})
+            else:
+                name = parts[3]
+                self._send(200, found.read_bytes(), FILES[name],
+                           [("Content-Disposition", f'inline; filename="{name}"')])
+        else:
+            self._json(404, {"error": f"no page {path}"})
+
+    do_HEAD = do_GET
+
+    def do_POST(self):
+        if self.path != "/api/compose":
+            self._json(404, {"error": f"no action {self.path}"})
+            return
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            self._json(411, {"error": "the request has no length"})
+            return
+        if length > MAX_REQUEST_BYTES:
+            # Read what was sent (up to a bound) so that the sender hears the
+            # answer rather than a broken connection.
+            left = min(length, _MAX_DRAINED_BYTES)
+            while left > 0:
+                chunk = self.rfile.read(min(left, 1 << 16))
+                if not chunk:
+                    break
+                left -= len(chunk)
+            self.close_connection = True
+            self._json(413, {"error": f"the upload is larger than the {MAX_PRIMER_BYTES // 1024} KB "
+                                      "limit for a primer"})
+            return
+        try:
+            request = json.loads(self.rfile.read(length) or b"null")
+        except ValueError:
+            self._json(400, {"error": "the request is not valid JSON"})
+            return
+        try:
+            self._json(200, self.studio.compose(request))
+        except UserError as e:
+            self._json(400, {"error": str(e)})
+        except Exception as e:  # a bug: the page gets one line, the log the details
+            log.exception("composing failed")
+            self._json(500, {"error": f"composing failed ({type(e).__name__}: {e}); "
+                                      "see the studio's terminal"})
+
+
+class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def make_server(models, host=DEFAULT_HOST, port=DEFAULT_PORT, folder=None):
+    """An HTTP server for the studio page (not yet serving).
+
+    Args:
+        models: `{name: path}` offered on the page.
+        host, port: where to listen (port 0: any free port).
+        folder: the temporary folder for pieces (None: a new one).
+
+    Returns:
+        `(server, studio)`; `server.server_address` says the port.
+
+    Raises:
+        UserError: the port cannot be opened.
+    """
+    made = folder is None
+    folder = folder or tempfile.mkdtemp(prefix="biax-studio-")
+    studio = Studio(models, folder)
+    handler = type("Handler", (_Handler,), {"studio": studio})
+    try:
+        server = _Server((host, port), handler)
+    except OSError as e:
+        if made:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise UserError(f"cannot listen on {host}:{port} ({e.strerror}); "
+                        "choose another --port") from None
+    return server, studio
+
+
+def serve(model=None, host=DEFAULT_HOST, port=DEFAULT_PORT, ready=print):
+    """`biax studio`: serve the page until interrupted, then remove the temporary folder.
+
+    Args:
+        model: a model path to offer first (loaded before serving, so a bad
+            one is an error at once), or None for the shipped models only.
+        host, port: where to listen.
+        ready: called with the page's address once it is served.
+
+    Raises:
+        UserError: a model that cannot be loaded, no model at all, a busy port.
+    """
+    import biax_keras
+
+    folder = tempfile.mkdtemp(prefix="biax-studio-")
+    # What the libraries write for themselves (TensorFlow's generated code
+    # when it traces the sampler) goes inside the studio's folder too.
+    scratch = os.path.join(folder, "scratch")
+    os.mkdir(scratch)
+    saved = tempfile.tempdir, os.environ.get("TMPDIR")
+    tempfile.tempdir = os.environ["TMPDIR"] = scratch
+    try:
+        models = {}
+        if model is not None:
+            biax_keras.load_model(model)  # a bad --model fails now, not on the page
+            models[Path(model).name or str(model)] = os.path.abspath(model)
+        models.update({k: v for k, v in shipped_models().items() if k not in models})
+        if not models:
+            raise UserError("no model to compose with: give --model PATH (a run folder or "
+                            ".keras file)")
+        server, studio = make_server(models, host, port, folder=folder)
+        try:
+            # The first press need not wait for loading and tracing the sampler.
+            _, first = studio._model(next(iter(models)), None)
+            biax_keras.generate(first, steps=1, seed=0)
+            ready(f"http://{server.server_address[0]}:{server.server_address[1]}/")
+            server.serve_forever()
+        finally:
+            server.server_close()
+    finally:
+        tempfile.tempdir = saved[0]
+        if saved[1] is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = saved[1]
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>biax studio</title>
+<style>
+  body { font-family: system-ui, sans-serif; margin: 1.5em; color: #1b1b1b; max-width: 1900px; }
+  h1 { font-size: 1.3em; margin: 0 0 .6em; }
+  form { display: flex; flex-wrap: wrap; gap: .8em 1.4em; align-items: end; }
+  label { display: flex; flex-direction: column; font-size: .85em; gap: .2em; }
+  input[type=number] { width: 7em; }
+  input, select, button { font-size: 1em; }
+  button { padding: .35em 1.1em; }
+  #error { color: #a40000; font-weight: 600; margin: .8em 0; white-space: pre-wrap; }
+  #status { color: #444; margin: .8em 0; }
+  #roll { max-width: 100%; border: 1px solid #ddd; display: block; margin: .6em 0; }
+  #result[hidden] { display: none; }
+  .downloads a { margin-right: 1.2em; }
+</style>
+</head>
+<body>
+<h1>biax studio</h1>
+<form id="settings" onsubmit="return false">
+  <label>Model <select id="model"></select></label>
+  <label>or a run folder / .keras file <input id="model_path" size="28" placeholder="runs/bach"></label>
+  <label>Seconds <input id="seconds" type="number" value="15" min="0.5" max="120" step="0.5"></label>
+  <label>Temperature <input id="temperature" type="number" value="1.0" min="0.05" max="5" step="0.05"></label>
+  <label>Conservativity <input id="conservativity" type="number" value="1.0" min="0.05" max="10" step="0.05"></label>
+  <label>Seed <input id="seed" type="number" value="1" min="0" step="1"></label>
+  <label>Primer MIDI (optional) <input id="primer" type="file" accept=".mid,.midi,audio/midi"></label>
+  <button id="compose" type="button">Compose</button>
+  <button id="continue" type="button" disabled>Continue</button>
+</form>
+<div id="error" role="alert"></div>
+<div id="status"></div>
+<div id="result" hidden>
+  <img id="roll" alt="piano roll of the composed piece">
+  <audio id="audio" controls></audio>
+  <p class="downloads"><a id="download-midi" download="piece.mid">Download MIDI</a>
+  <a id="download-wav" download="piece.wav">Download WAV</a></p>
+</div>
+<script>
+"use strict";
+let current = null;
+const MAX_PRIMER_BYTES = @MAX_PRIMER_BYTES@;
+const $ = (id) => document.getElementById(id);
+
+function fail(message) { $("error").textContent = message; $("status").textContent = ""; }
+
+async function loadModels() {
+  try {
+    const answer = await (await fetch("/api/models")).json();
+    for (const m of answer.models) {
+      const option = document.createElement("option");
+      option.value = m.name; option.textContent = m.name; $("model").appendChild(option);
+    }
+  } catch (e) { fail("cannot reach the studio: " + e); }
+}
+
+function readPrimer() {
+  const file = $("primer").files[0];
+  if (!file) return Promise.resolve(null);
+  if (file.size > MAX_PRIMER_BYTES)
+    return Promise.reject(new Error(file.name + " is larger than the " +
+      Math.round(MAX_PRIMER_BYTES / 1024) + " KB limit for a primer"));
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve({name: file.name, data: reader.result.split(",", 2)[1] || ""});
+    reader.onerror = () => reject(new Error("cannot read " + file.name));
+    reader.readAsDataURL(file);
+  });
+}
+
+async function compose(continuing) {
+  $("error").textContent = "";
+  $("status").textContent = continuing ? "continuing..." : "composing...";
+  $("compose").disabled = true; $("continue").disabled = true;
+  try {
+    const request = {
+      model: $("model").value, model_path: $("model_path").value,
+      seconds: $("seconds").value, temperature: $("temperature").value,
+      conservativity: $("conservativity").value, seed: $("seed").value,
+      continue: continuing ? current : null,
+      primer: continuing ? null : await readPrimer(),
+    };
+    const response = await fetch("/api/compose", {method: "POST",
+      headers: {"Content-Type": "application/json"}, body: JSON.stringify(request)});
+    let answer;
+    try { answer = await response.json(); }
+    catch (e) { throw new Error("the studio answered " + response.status + " " + response.statusText); }
+    if (!response.ok) { fail(answer.error || ("error " + response.status)); return; }
+    current = answer.piece;
+    const stamp = "?" + answer.piece;
+    $("roll").src = answer.files["roll.png"] + stamp;
+    $("audio").src = answer.files["piece.wav"] + stamp;
+    $("download-midi").href = answer.files["piece.mid"];
+    $("download-wav").href = answer.files["piece.wav"];
+    $("result").hidden = false;
+    const sound = answer.synth === "sine" ? " (sine waves: no soundfont synthesizer installed)" : "";
+    $("status").textContent = "composed " + answer.seconds + " s" +
+      (answer.primer_steps ? " (" + answer.primer_steps + " steps of it the primer)" : "") +
+      " in " + answer.compose_seconds + " s" + sound;
+  } catch (e) {
+    fail(String(e.message || e));
+  } finally {
+    $("compose").disabled = false; $("continue").disabled = current === null;
+  }
+}
+
+$("compose").addEventListener("click", () => compose(false));
+$("continue").addEventListener("click", () => compose(true));
+loadModels();
+</script>
+</body>
+</html>
+"""
