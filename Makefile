@@ -20,10 +20,12 @@ $(STAMP): setup.cfg pyproject.toml
 install: $(STAMP)
 
 # Prepares the Bach chorales (report printed), then composes 30 seconds with
-# the shipped pretrained model into out/.
+# the shipped pretrained model: out/demo.mid, out/demo.wav (a General MIDI
+# piano) and out/demo.png (its piano roll).
 demo: $(STAMP)
 	$(BIN)/biax prepare bach --out data/bach
 	$(BIN)/biax generate --model $(DEMO_MODEL) --out out/demo.mid --seconds 30 --seed 1
+	$(BIN)/biax render out/demo.mid --to wav --to png
 
 # The JSB recipe: prepare, train the play-only model with early stopping on
 # valid, score it on the valid split (whole pieces).

@@ -311,6 +311,19 @@ META = {"format": "biax_keras.prepared", "version": 1, "steps_per_quarter": 1,
         "lowest_pitch": 21, "num_notes": 88, "play_only": True, "source": "jsb.json"}
 
 
+def test_image_and_sample_every_n_epochs_from_the_command_line(prepared, tmp_path, capsys):
+    run = tmp_path / "run"
+    code, _, err = run_cli(capsys, "--data", prepared, "--out", run, "--config", TINY,
+                           "--epochs", 2, "--steps-per-epoch", 2, "--image-every", 2,
+                           "--sample-every", 0)
+    assert code == 0, err
+    config = json.loads((run / "config.json").read_text())["train"]
+    assert (config["image_every"], config["sample_every"]) == (2, 0)  # tiny.json says 1, 1
+    samples = tags(run / "logs" / "run" / "samples")
+    assert [e.step for e in samples.Tensors(train.OUTPUT_IMAGE_TAG)] == [1]  # epoch 2 only
+    assert train.SAMPLE_IMAGE_TAG not in samples.Tags()["tensors"]
+
+
 def test_the_data_range_comes_from_the_data():
     model, _ = train.resolve_config({"model": {"time_units": [8]}}, META)
     assert (model.lowest_pitch, model.num_notes, model.steps_per_quarter, model.play_only) == (
@@ -370,6 +383,7 @@ def bad_cases(prepared, tmp_path):
         (["--data", prepared, "--out", run, "--init", fake_model], "not a Keras model file"),
         (["--data", prepared, "--out", other], "holds other files"),
         (["--data", prepared, "--out", run, "--epochs", 0], "must be positive"),
+        (["--data", prepared, "--out", run, "--sample-every", -1], "must be 0 or more"),
     ]
 
 
