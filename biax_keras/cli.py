@@ -266,7 +266,7 @@ def _add_generate(subparsers):
             "FILE-1.mid ... FILE-K.mid. The music is in 4/4 at --bpm. A --primer is "
             "kept as the opening and the new steps continue it; its notes outside the "
             "model's range are dropped with a warning. --wav also renders FILE.wav "
-            "with FluidSynth (pip install 'biax_keras[audio]')."
+            "as `biax render` does (a General MIDI piano)."
         ),
     )
     p.add_argument("--model", required=True, metavar="PATH",
@@ -291,7 +291,7 @@ def _add_generate(subparsers):
                    help="pieces composed in parallel (default: 1)")
     p.add_argument("--wav", action="store_true", help="also render each piece to WAV")
     p.add_argument("--soundfont", metavar="FILE.sf2", default=None,
-                   help="soundfont for --wav (default: $BIAX_SOUNDFONT, else pretty_midi's own)")
+                   help="General MIDI soundfont for --wav (default: $BIAX_SOUNDFONT, else pretty_midi's own)")
     p.set_defaults(func=_run_generate)
 
 

@@ -410,16 +410,24 @@ def test_cli_generate_bad_paths_are_one_line_exit_2(saved, tmp_path, write_midi,
     assert not (tmp_path / "o").exists()
 
 
-def test_cli_generate_wav_without_fluidsynth_stops_before_generating(saved, tmp_path, capsys):
-    pytest.importorskip("pretty_midi")
-    try:
-        import fluidsynth  # noqa: F401
-        pytest.skip("FluidSynth is installed here")
-    except (ImportError, OSError):
-        pass
-    line = _one_line_error(capsys, ["generate", "--model", str(saved),
-                                    "--out", str(tmp_path / "x.mid"), "--wav"])
-    assert "pip install 'biax_keras[audio]'" in line and "--soundfont" in line
+def test_cli_generate_wav_plays_the_soundfont_piano(saved, tmp_path, capsys):
+    from biax_keras import render
+
+    if not render.soundfont_synth_available():
+        pytest.skip("the midirenderer wheel is not installed")
+    assert cli.main(["generate", "--model", str(saved), "--out", str(tmp_path / "x.mid"),
+                     "--steps", "16", "--wav"]) == 0
+    assert "x.mid and " in capsys.readouterr().out
+    import wave
+
+    with wave.open(str(tmp_path / "x.wav")) as f:  # the soundfont synthesizer's format
+        assert (f.getnchannels(), f.getframerate()) == (2, 48000)
+
+
+def test_cli_generate_wav_with_a_missing_soundfont_stops_before_generating(saved, tmp_path, capsys):
+    line = _one_line_error(capsys, ["generate", "--model", str(saved), "--out", str(tmp_path / "x.mid"),
+                                    "--wav", "--soundfont", str(tmp_path / "piano.sf2")])
+    assert "piano.sf2 does not exist" in line and "--soundfont" in line
     assert list(tmp_path.iterdir()) == []
 
 
