@@ -61,7 +61,7 @@ _PX_PER_STEP = 6  # at most; long pieces get fewer so the picture stays on a scr
 _PLOT_WIDTH = (360, 1800)  # smallest and largest width of the roll itself
 _PX_PER_PITCH = 6
 _PANEL_HEIGHT = (150, 460)
-_LEFT, _RIGHT, _TOP, _BOTTOM, _GAP = 64, 16, 24, 42, 30
+_LEFT, _RIGHT, _TOP, _BOTTOM, _GAP = 64, 16, 24, 42, 40
 _KEYBOARD = 14  # width of the keyboard strip
 _MIN_PITCHES = 24  # at least two octaves are shown
 _PROBABILITY_FLOOR = 0.05  # shades below this do not widen the pitch range
@@ -371,7 +371,7 @@ def _panel_pixels(panel, lowest_pitch, low, high):
     return pixels
 
 
-def roll_image(*panels, titles=(), lowest_pitch=0, beats=None):
+def roll_image(*panels, titles=(), lowest_pitch=0, beats=None, span_of=None):
     """Piano rolls one above the other, labelled, as an RGB picture.
 
     Args:
@@ -384,6 +384,9 @@ def roll_image(*panels, titles=(), lowest_pitch=0, beats=None):
         beats: bar positions `(steps,)` for each panel (a list, entries may be
             None), or one array for all; a bar line is drawn where the
             position is 0. None: bars of `STEPS_PER_BAR` steps.
+        span_of: indices of the panels whose notes set the pitch range shown
+            (None: all), e.g. `[0]` to show a model's probabilities only
+            around the true notes.
 
     Returns:
         np.uint8 `(height, width, 3)`: time in bars to the right, pitch up,
@@ -404,7 +407,8 @@ def roll_image(*panels, titles=(), lowest_pitch=0, beats=None):
     if beats is None or (not isinstance(beats, (list, tuple))):
         beats = [beats] * len(panels)
     steps = max(max(p.shape[0] for p in panels), 1)
-    low, high = _pitch_span(panels, lowest_pitch)
+    low, high = _pitch_span([panels[i] for i in (range(len(panels)) if span_of is None else span_of)],
+                            lowest_pitch)
     pitches = high - low + 1
 
     plot_width = int(np.clip(steps * _PX_PER_STEP, *_PLOT_WIDTH))

@@ -529,8 +529,11 @@ def roll_summaries(log_dir, window, model_config, train_config, hparams=None):
             if not model_config.play_only:
                 panels.append(probabilities[..., 1] * (truth[..., 0] > 0))
                 titles.append("model P(articulate) where the true note plays")
+            # The pitches of the true notes (widened to whole octaves) are
+            # shown: an untrained model's haze would stretch the picture to
+            # every note.
             picture = render.roll_image(*panels, titles=titles, lowest_pitch=lowest,
-                                        beats=[beat] * len(panels))
+                                        beats=[beat] * len(panels), span_of=[0])
             with self.writer.as_default():
                 tf.summary.image(OUTPUT_IMAGE_TAG, picture[None], step=epoch,
                                  description="The first bars of a fixed validation window: the "
