@@ -188,6 +188,7 @@ fetch(document.getElementById("audio").src)
 @pytest.fixture
 def studio_process(tmp_path):
     """`biax studio --port 0` as a user starts it, in its own folder and TMPDIR."""
+    browser.require()  # before starting anything
     (tmp_path / "tmp").mkdir()
     (tmp_path / "cwd").mkdir()
     env = {**os.environ, "TMPDIR": str(tmp_path / "tmp")}
@@ -224,14 +225,16 @@ def wait_for_error(driver, timeout=120):
 
 
 def test_the_page_composes_in_chromium(studio_process, tmp_path):
-    browser.require()
     url, _ = studio_process
     bad = tmp_path / "not_midi.mid"
     bad.write_bytes(b"this is not a MIDI file")
     with browser.chromium() as driver:
         driver.set_script_timeout(60)
         driver.get(url)
-        models = [o.text for o in driver.find_elements("css selector", "#model option")]
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        models = WebDriverWait(driver, 30).until(  # the page asks for the list when loaded
+            lambda d: [o.text for o in d.find_elements("css selector", "#model option")])
         assert "bach" in models
         seconds = driver.find_element("id", "seconds")
         seconds.clear()
