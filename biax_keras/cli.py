@@ -66,12 +66,17 @@ def _positive_float(text):
 def _add_prepare(subparsers):
     p = subparsers.add_parser(
         "prepare",
-        help="read MIDI (or bach, or JSB JSON) into train/valid/test TFRecords",
+        help="read MIDI (or bach, or JSB JSON) into sharded train/valid/test TFRecords",
         description=(
             "SOURCE is a folder of MIDI files (searched recursively), one MIDI "
             "file, a TFRecord of NoteSequence protos, `bach` (the chorales in "
-            "music21's corpus) or a JSB-format .json/.pickle file."
+            "music21's corpus) or a JSB-format .json/.pickle file. With --runner "
+            "NAME the same conversion runs as an Apache Beam pipeline (pip install "
+            "'biax_keras[beam]'); Beam pipeline options such as "
+            "--direct_num_workers=4 or --project=P follow, written --option=value."
         ),
+        # Beam's options pass through: none may be taken for an abbreviation of ours.
+        allow_abbrev=False,
     )
     p.add_argument("source")
     p.add_argument("--out", required=True, help="output folder")
@@ -87,7 +92,14 @@ def _add_prepare(subparsers):
                    help="skip pieces longer than this many steps (bounds memory per file)")
     p.add_argument("--limit", type=_positive_int, default=None,
                    help="read only the first N pieces (quick runs)")
-    p.set_defaults(func=_run_prepare)
+    p.add_argument("--shards", type=_positive_int, default=None,
+                   help="shards of the train split (valid and test get as many, at most one "
+                        "per piece; default: one per 512 pieces)")
+    p.add_argument("--runner", default=None, metavar="NAME",
+                   help="run as an Apache Beam pipeline on this runner (DirectRunner, "
+                        "DataflowRunner, FlinkRunner, SparkRunner, ...); default: local "
+                        "processes")
+    p.set_defaults(func=_run_prepare, pipeline_options=[])
 
 
 def _run_prepare(args):
@@ -97,9 +109,7 @@ def _run_prepare(args):
         fractions = tuple(float(x) for x in args.split.split(","))
     except ValueError:
         raise UserError(f"--split must be three fractions like 0.8,0.1,0.1, got {args.split!r}")
-    report = data.prepare(
-        args.source,
-        args.out,
+    settings = dict(
         steps_per_quarter=args.steps_per_quarter,
         lowest_pitch=args.lowest_pitch,
         num_notes=args.num_notes,
@@ -108,7 +118,15 @@ def _run_prepare(args):
         workers=args.workers,
         max_steps=args.max_steps,
         limit=args.limit,
+        shards=args.shards,
     )
+    if args.runner is not None:
+        from biax_keras import beam
+
+        report = beam.prepare(args.source, args.out, runner=args.runner,
+                              pipeline_options=args.pipeline_options, **settings)
+    else:
+        report = data.prepare(args.source, args.out, **settings)
     if not args.json:
         print(data.format_report(report))
     return report
@@ -152,6 +170,9 @@ def _add_train(subparsers):
                         "epochs; 0 never (default: 5)")
     p.add_argument("--strategy", choices=("default", "mirrored", "multi_worker"),
                    help="tf.distribute strategy (multi_worker reads TF_CONFIG)")
+    p.add_argument("--peer-timeout", type=_positive_float, default=None, metavar="SECONDS",
+                   help="multi_worker: give up when the other workers do not answer for this "
+                        "long (default: 300)")
     p.set_defaults(func=_run_train)
 
 
@@ -163,7 +184,8 @@ def _run_train(args):
                  "patience": args.patience, "seed": args.seed,
                  "image_every": args.image_every, "sample_every": args.sample_every}
     report = train.train(args.data, args.out, args.config, strategy=args.strategy,
-                         overrides=overrides, init=args.init)
+                         overrides=overrides, init=args.init,
+                         peer_timeout_s=args.peer_timeout or train.DEFAULT_PEER_TIMEOUT_S)
     if not args.json:
         print(train.format_report(report))
     return report
@@ -572,7 +594,12 @@ def _needs_tensorflow(args):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if args.command != "prepare" or args.runner is None:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.pipeline_options = extra  # for the Beam runner
     _quiet_tensorflow(args.verbose)
     if not args.verbose and _needs_tensorflow(args):
         _import_tensorflow_quietly()

@@ -4,18 +4,27 @@
 protos, `bach` from music21's corpus, or a JSB-format JSON/pickle) into state
 rolls, splits them by piece and writes a *prepared folder*:
 
-    train.tfrecord valid.tfrecord test.tfrecord   one tf.train.Example per piece
-    meta.json                                     roll settings (see load_meta)
-    report.json                                   what was read, skipped, dropped
+    train-00000-of-00003.tfrecord ...   each split as shards of tf.train.Example
+    valid-00000-of-00001.tfrecord ...   records, one per piece (see split_files)
+    lengths.json                        the steps of every piece, by split
+    meta.json                           roll settings and shard counts (see load_meta)
+    report.json                         what was read, skipped, dropped
+
+Writing streams: each piece goes to its shard as soon as it is read, so the
+memory `prepare` needs does not grow with the collection. `biax_keras.beam`
+runs the same per-file conversion as an Apache Beam pipeline.
 
 `make_dataset` turns a prepared split into batches for `model.fit` with pure
-TensorFlow ops; `read_pieces` gives the pieces back in numpy.
+TensorFlow ops, streaming from the shards (kept in memory only when the split
+is small); `read_pieces` gives the pieces back in numpy. Folders written
+before shards (one `train.tfrecord` per split, format version 1) are read too.
 
 TensorFlow is imported only inside the functions that need it: the worker
 processes of `prepare` import this module and must stay light.
 """
 
 import concurrent.futures
+import contextlib
 import json
 import logging
 import math
@@ -27,6 +36,7 @@ import shutil
 import signal
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +48,22 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "valid", "test")
 META_FORMAT = "biax_keras.prepared"
-META_VERSION = 1
+META_VERSION = 2
+# Version 1 wrote one `SPLIT.tfrecord` per split; it is still read.
+READABLE_VERSIONS = (1, 2)
+LENGTHS_FILE = "lengths.json"
+# Pieces per shard when the shard count is not given: about 100 MB of rolls
+# for piano pieces of a few minutes, the size tf.data reads efficiently, and
+# one shard per split for a collection the size of the Bach chorales.
+PIECES_PER_SHARD = 512
+MAX_SHARDS = 10_000
+# make_dataset keeps a split in memory when its decoded pieces fit this; a
+# larger one streams from its shards every epoch.
+CACHE_BUDGET_BYTES = 2 * 2**30
+# Shuffle buffer of a streamed split, and the shards read at once.
+SHUFFLE_BUFFER_BYTES = 256 * 2**20
+MIN_SHUFFLE_PIECES = 64
+INTERLEAVE_SHARDS = 8
 BACH = "bach"
 MIDI_SUFFIXES = (".mid", ".midi")
 TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords")
@@ -580,12 +605,143 @@ def _replace_folder(new, out):
     shutil.rmtree(old, ignore_errors=True)
 
 
+def shard_counts(assignment, shards=None):
+    """How many shards each split is written as.
+
+    Args:
+        assignment: dict name -> split, of every piece to be read.
+        shards: shards of the train split (valid and test get as many, but no
+            more than their pieces); None picks one shard per
+            `PIECES_PER_SHARD` pieces.
+
+    Returns:
+        dict split -> shard count, at least 1 (an empty split is one empty shard).
+    """
+    counts = {split: 0 for split in SPLITS}
+    for split in assignment.values():
+        counts[split] += 1
+    if shards is not None and not 1 <= shards <= MAX_SHARDS:
+        raise UserError(f"--shards must be between 1 and {MAX_SHARDS}, got {shards}")
+    result = {}
+    for split, pieces in counts.items():
+        wanted = shards if shards is not None else math.ceil(pieces / PIECES_PER_SHARD)
+        result[split] = max(1, min(wanted, pieces, MAX_SHARDS))
+    return result
+
+
+def shard_name(split, index, count):
+    """`train-00002-of-00008.tfrecord`: the name of one shard of a split."""
+    return f"{split}-{index:05d}-of-{count:05d}.tfrecord"
+
+
+def shard_of(name, count):
+    """The shard a piece goes to: a stable hash of its name, so that pieces from
+    one folder spread over every shard and a rerun writes the same files."""
+    return zlib.crc32(name.encode("utf-8")) % count
+
+
+class _Plan:
+    """Everything `prepare` decided before reading: what, how, where to."""
+
+    def __init__(self, source, out, found, assignment, settings, shards, timeout_s, meta):
+        self.source = source
+        self.out = out
+        self.found = found
+        self.assignment = assignment
+        self.settings = settings
+        self.shards = shards
+        self.timeout_s = timeout_s
+        self.meta = meta
+
+
+def plan(source, out, *, steps_per_quarter=representation.DEFAULT_STEPS_PER_QUARTER,
+         lowest_pitch=representation.DEFAULT_LOWEST_PITCH,
+         num_notes=representation.DEFAULT_NUM_NOTES, split=DEFAULT_SPLIT, seed=0,
+         max_steps=representation.DEFAULT_MAX_STEPS, limit=None, timeout_s=FILE_TIMEOUT_S,
+         shards=None):
+    """Check the settings, list the source and split it: what `prepare` and the
+    Beam pipeline share before reading (arguments as for `prepare`)."""
+    fractions = _check_fractions(split)
+    if steps_per_quarter < 1 or max_steps < 1:
+        raise UserError("--steps-per-quarter and --max-steps must be positive")
+    if num_notes < 1 or lowest_pitch < 0 or lowest_pitch + num_notes > representation.NUM_MIDI_PITCHES:
+        raise UserError(f"the note range --lowest-pitch {lowest_pitch} --num-notes {num_notes} "
+                        f"must lie within MIDI pitches 0..127")
+    if shards is not None and not 1 <= shards <= MAX_SHARDS:
+        raise UserError(f"--shards must be between 1 and {MAX_SHARDS}, got {shards}")
+    out = Path(out).absolute()
+    _check_out(out)
+    found = _find_source(source, limit)
+    names = [task[1] for task in found.tasks]
+    assignment = found.own_split or assign_splits(names, fractions, seed)
+    counts = shard_counts(assignment, shards)
+    meta = {"format": META_FORMAT, "version": META_VERSION,
+            "steps_per_quarter": steps_per_quarter, "lowest_pitch": lowest_pitch,
+            "num_notes": num_notes, "play_only": found.play_only, "source": str(source),
+            "shards": counts}
+    return _Plan(source, out, found, assignment,
+                 (steps_per_quarter, lowest_pitch, num_notes, max_steps), counts, timeout_s, meta)
+
+
+def new_report(plan):
+    """An empty report for `plan`, to be filled by `add_outcome`."""
+    return {"read": [], "skipped": list(plan.found.skipped), "notes_dropped": 0,
+            "pieces": dict.fromkeys(SPLITS, 0), "steps": dict.fromkeys(SPLITS, 0),
+            "seconds": 0.0, "source": str(plan.source), "notes_dropped_by_piece": {}}
+
+
+def add_outcome(report, lengths, name, split, outcome):
+    """Count one piece in the report: `outcome` is a skip reason (str) or
+    `(steps, notes_dropped)` of a piece written to `split`."""
+    if isinstance(outcome, str):
+        report["skipped"].append({"path": name, "reason": outcome})
+        return
+    steps, dropped = outcome
+    report["read"].append(name)
+    report["pieces"][split] += 1
+    report["steps"][split] += int(steps)
+    lengths[split].append(int(steps))
+    report["notes_dropped"] += dropped
+    if dropped:
+        report["notes_dropped_by_piece"][name] = dropped
+
+
+def staging_folder(out):
+    """A new temporary folder beside `out`, with the permissions a user expects."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)  # mkdtemp's 0700 is not what a user expects
+    return staging
+
+
+def finish(plan, staging, report, lengths, started):
+    """Write meta, lengths and report into `staging`, then put it at `plan.out`.
+
+    Raises:
+        UserError: not one piece was read (`staging` is left for the caller).
+    """
+    if not report["read"]:
+        first_skip = report["skipped"][0] if report["skipped"] else None
+        reason = f" (first: {first_skip['path']}: {first_skip['reason']})" if first_skip else ""
+        raise UserError(f"no piece in {plan.source} could be read: "
+                        f"{len(report['skipped'])} skipped{reason}")
+    (staging / "meta.json").write_text(json.dumps(plan.meta, indent=2) + "\n")
+    (staging / LENGTHS_FILE).write_text(
+        json.dumps({split: sorted(lengths[split]) for split in SPLITS}) + "\n")
+    report["seconds"] = round(time.perf_counter() - started, 3)
+    (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    _check_out(plan.out)  # someone may have put files there while we were reading
+    _replace_folder(staging, plan.out)
+
+
 def prepare(source, out, *, steps_per_quarter=representation.DEFAULT_STEPS_PER_QUARTER,
             lowest_pitch=representation.DEFAULT_LOWEST_PITCH,
             num_notes=representation.DEFAULT_NUM_NOTES, split=DEFAULT_SPLIT, seed=0,
             workers=None, max_steps=representation.DEFAULT_MAX_STEPS, limit=None,
-            timeout_s=FILE_TIMEOUT_S):
-    """Read a source into train/valid/test TFRecords, a report and meta.json.
+            timeout_s=FILE_TIMEOUT_S, shards=None):
+    """Read a source into sharded train/valid/test TFRecords, a report and meta.json.
 
     Sources: a folder of MIDI files (searched recursively, .mid/.midi in any
     case), one MIDI file, a TFRecord of `NoteSequence` protos (Magenta's
@@ -594,9 +750,11 @@ def prepare(source, out, *, steps_per_quarter=representation.DEFAULT_STEPS_PER_Q
     pitches; its own split is kept, articulate is 0 and meta says play_only).
 
     Pieces are split by a seeded shuffle of their names (`assign_splits`)
-    unless the source has its own split. A file that cannot be used is skipped
-    with its reason in the report; it never stops the run. Everything is
-    written to a temporary folder beside `out`, which then replaces `out`.
+    unless the source has its own split, and spread over each split's shards
+    by a hash of their names (`shard_of`). A file that cannot be used is
+    skipped with its reason in the report; it never stops the run. Pieces are
+    written as they are read (memory stays bounded by the pieces in flight),
+    to a temporary folder beside `out`, which then replaces `out`.
 
     Args:
         source: path, or `"bach"`.
@@ -610,6 +768,8 @@ def prepare(source, out, *, steps_per_quarter=representation.DEFAULT_STEPS_PER_Q
         max_steps: pieces longer than this many steps are skipped.
         limit: read only the first `limit` pieces (for quick runs).
         timeout_s: a file that takes longer to read is skipped.
+        shards: shards of the train split (see `shard_counts`); None picks
+            from the number of pieces.
 
     Returns:
         The report (also written to `out/report.json`):
@@ -622,69 +782,40 @@ def prepare(source, out, *, steps_per_quarter=representation.DEFAULT_STEPS_PER_Q
             would clobber other files, or not one readable piece.
     """
     started = time.perf_counter()
-    fractions = _check_fractions(split)
-    if steps_per_quarter < 1 or max_steps < 1:
-        raise UserError("--steps-per-quarter and --max-steps must be positive")
-    if num_notes < 1 or lowest_pitch < 0 or lowest_pitch + num_notes > representation.NUM_MIDI_PITCHES:
-        raise UserError(f"the note range --lowest-pitch {lowest_pitch} --num-notes {num_notes} "
-                        f"must lie within MIDI pitches 0..127")
-    out = Path(out).absolute()
-    _check_out(out)
-    found = _find_source(source, limit)
-    log.info("reading %d pieces from %s", len(found.tasks), found.label)
-
-    names = [task[1] for task in found.tasks]
-    assignment = found.own_split or assign_splits(names, fractions, seed)
-    settings = (steps_per_quarter, lowest_pitch, num_notes, max_steps)
+    job = plan(source, out, steps_per_quarter=steps_per_quarter, lowest_pitch=lowest_pitch,
+               num_notes=num_notes, split=split, seed=seed, max_steps=max_steps, limit=limit,
+               timeout_s=timeout_s, shards=shards)
+    found = job.found
+    log.info("reading %d pieces from %s into %s shards", len(found.tasks), found.label,
+             "/".join(str(job.shards[s]) for s in SPLITS))
     workers = min(workers or _default_workers(), len(found.tasks))
-    report = {"read": [], "skipped": list(found.skipped), "notes_dropped": 0,
-              "pieces": dict.fromkeys(SPLITS, 0), "steps": dict.fromkeys(SPLITS, 0),
-              "seconds": 0.0, "source": str(source), "notes_dropped_by_piece": {}}
+    report, lengths = new_report(job), {split: [] for split in SPLITS}
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    staging = staging_folder(job.out)
     results = (r for r in ())  # a generator, so close() works before reading starts
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(staging, 0o777 & ~umask)  # mkdtemp's 0700 is not what a user expects
-        results = _read_all(found.tasks, settings, workers if found.parallel else 1, timeout_s)
+        results = _read_all(found.tasks, job.settings, workers if found.parallel else 1, timeout_s)
         # TensorFlow (for the writers) is imported once reading is under way, so
         # its import overlaps the start of the reader processes.
         first = next(results)
         import tensorflow as tf
 
-        writers = {s: tf.io.TFRecordWriter(str(staging / f"{s}.tfrecord")) for s in SPLITS}
-        progress_every = max(1, len(found.tasks) // 10)
-        with writers["train"], writers["valid"], writers["test"]:
+        with contextlib.ExitStack() as stack:
+            writers = {split: [stack.enter_context(tf.io.TFRecordWriter(
+                str(staging / shard_name(split, i, count)))) for i in range(count)]
+                for split, count in job.shards.items()}
+            progress_every = max(1, len(found.tasks) // 10)
             for count, (index, name, outcome) in enumerate(_chain(first, results), 1):
-                if isinstance(outcome, str):
-                    report["skipped"].append({"path": name, "reason": outcome})
-                else:
+                which = job.assignment[name]
+                if not isinstance(outcome, str):
                     roll, beat, dropped = outcome
-                    which = assignment[name]
-                    writers[which].write(_example(name, roll, beat))
-                    report["read"].append(name)
-                    report["pieces"][which] += 1
-                    report["steps"][which] += int(roll.shape[0])
-                    report["notes_dropped"] += dropped
-                    if dropped:
-                        report["notes_dropped_by_piece"][name] = dropped
+                    shard = writers[which]
+                    shard[shard_of(name, len(shard))].write(_example(name, roll, beat))
+                    outcome = (roll.shape[0], dropped)
+                add_outcome(report, lengths, name, which, outcome)
                 if count % progress_every == 0:
                     log.info("  %d/%d pieces", count, len(found.tasks))
-        if not report["read"]:
-            first_skip = report["skipped"][0] if report["skipped"] else None
-            reason = f" (first: {first_skip['path']}: {first_skip['reason']})" if first_skip else ""
-            raise UserError(f"no piece in {source} could be read: "
-                            f"{len(report['skipped'])} skipped{reason}")
-        meta = {"format": META_FORMAT, "version": META_VERSION,
-                "steps_per_quarter": steps_per_quarter, "lowest_pitch": lowest_pitch,
-                "num_notes": num_notes, "play_only": found.play_only, "source": str(source)}
-        (staging / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-        report["seconds"] = round(time.perf_counter() - started, 3)
-        (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-        _check_out(out)  # someone may have put files there while we were reading
-        _replace_folder(staging, out)
+        finish(job, staging, report, lengths, started)
     except BaseException:
         results.close()  # stops the reader processes now, not at garbage collection
         shutil.rmtree(staging, ignore_errors=True)
@@ -737,10 +868,10 @@ def load_meta(directory):
 
     Returns:
         dict with format, version, steps_per_quarter, lowest_pitch, num_notes,
-        play_only, source.
+        play_only, source and (from version 2) shards, split -> count.
 
     Raises:
-        UserError: the folder is not a prepared dataset (of this version).
+        UserError: the folder is not a prepared dataset (of a readable version).
     """
     path = Path(directory) / "meta.json"
     if not path.is_file():
@@ -753,19 +884,63 @@ def load_meta(directory):
     if not isinstance(meta, dict) or meta.get("format") != META_FORMAT:
         raise UserError(f"{directory} is not a biax_keras prepared dataset "
                         f"(meta.json has no format {META_FORMAT!r})")
-    if meta.get("version") != META_VERSION:
+    if meta.get("version") not in READABLE_VERSIONS:
         raise UserError(f"{directory} was prepared in format version {meta.get('version')}, "
-                        f"this biax_keras reads version {META_VERSION}; prepare it again")
+                        f"this biax_keras reads versions {', '.join(map(str, READABLE_VERSIONS))}; "
+                        f"prepare it again with `biax prepare SOURCE --out {directory}`")
     return meta
 
 
-def _split_path(directory, split):
+def split_files(directory, split, meta=None):
+    """The TFRecord files of a prepared split, in shard order.
+
+    Args:
+        directory: a prepared folder.
+        split: "train", "valid" or "test".
+        meta: its meta (read when None).
+
+    Returns:
+        list of str paths: the split's shards, or its one file in a folder of
+        format version 1.
+
+    Raises:
+        UserError: an unknown split, or a file of the split missing.
+    """
     if split not in SPLITS:
         raise UserError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-    path = Path(directory) / f"{split}.tfrecord"
-    if not path.is_file():
-        raise UserError(f"{directory} has no {split}.tfrecord; prepare it again")
-    return path
+    meta = load_meta(directory) if meta is None else meta
+    if meta["version"] == 1:
+        names = [f"{split}.tfrecord"]
+    else:
+        count = meta.get("shards", {}).get(split)
+        if not isinstance(count, int) or count < 1:
+            raise UserError(f"{directory}/meta.json lists no shards for {split}; "
+                            f"prepare it again with `biax prepare SOURCE --out {directory}`")
+        names = [shard_name(split, i, count) for i in range(count)]
+    paths = [Path(directory) / name for name in names]
+    missing = [p.name for p in paths if not p.is_file()]
+    if missing:
+        raise UserError(f"{directory} lacks {missing[0]}"
+                        f"{f' and {len(missing) - 1} more files' if len(missing) > 1 else ''} "
+                        f"of its {split} split; prepare it again with "
+                        f"`biax prepare SOURCE --out {directory}`")
+    return [str(p) for p in paths]
+
+
+def _decode_example(record, num_notes):
+    feature = tf_example_features(record)
+    steps = feature["steps"].int64_list.value[0]
+    roll = np.frombuffer(feature["roll"].bytes_list.value[0], np.uint8)
+    return (feature["name"].bytes_list.value[0].decode("utf-8"),
+            roll.reshape(steps, num_notes, 2).copy(),
+            np.asarray(feature["beat"].int64_list.value, np.int32))
+
+
+def tf_example_features(record):
+    """The feature map of a serialized tf.train.Example."""
+    import tensorflow as tf
+
+    return tf.train.Example.FromString(record).features.feature
 
 
 def read_pieces(directory, split):
@@ -776,30 +951,39 @@ def read_pieces(directory, split):
         split: "train", "valid" or "test".
 
     Yields:
-        `(name, roll, beat)`: str, np.uint8 `(steps, num_notes, 2)`, np.int32 `(steps,)`.
+        `(name, roll, beat)`: str, np.uint8 `(steps, num_notes, 2)`, np.int32
+        `(steps,)`, shard after shard.
 
     Raises:
-        UserError: not a prepared folder, or an unknown split.
+        UserError: not a prepared folder, an unknown split or a missing shard.
     """
     import tensorflow as tf
 
     meta = load_meta(directory)
-    path = _split_path(directory, split)
     num_notes = meta["num_notes"]
-    for record in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
-        feature = tf.train.Example.FromString(record).features.feature
-        steps = feature["steps"].int64_list.value[0]
-        roll = np.frombuffer(feature["roll"].bytes_list.value[0], np.uint8)
-        yield (feature["name"].bytes_list.value[0].decode("utf-8"),
-               roll.reshape(steps, num_notes, 2).copy(),
-               np.asarray(feature["beat"].int64_list.value, np.int32))
+    for record in tf.data.TFRecordDataset(split_files(directory, split, meta)).as_numpy_iterator():
+        yield _decode_example(record, num_notes)
 
 
-def _piece_lengths(path):
+def piece_lengths(directory, split, meta=None):
+    """The steps of every piece of a prepared split (np.int64, in no set order).
+
+    Read from lengths.json; a folder without one (format version 1) is
+    scanned once.
+    """
+    meta = load_meta(directory) if meta is None else meta
+    files = split_files(directory, split, meta)
+    index = Path(directory) / LENGTHS_FILE
+    if index.is_file():
+        try:
+            return np.asarray(json.loads(index.read_text())[split], np.int64)
+        except (ValueError, KeyError, TypeError):
+            raise UserError(f"{index} is damaged; prepare the dataset again with "
+                            f"`biax prepare SOURCE --out {directory}`") from None
     import tensorflow as tf
 
     spec = {"steps": tf.io.FixedLenFeature([], tf.int64)}
-    lengths = (tf.data.TFRecordDataset(str(path))
+    lengths = (tf.data.TFRecordDataset(files)
                .map(lambda r: tf.io.parse_single_example(r, spec)["steps"])
                .batch(4096))
     return np.concatenate([np.zeros(0, np.int64)] + [b.numpy() for b in lengths])
@@ -807,17 +991,26 @@ def _piece_lengths(path):
 
 def make_dataset(directory, split, window=DEFAULT_WINDOW, batch_size=DEFAULT_BATCH_SIZE,
                  transpose=True, seed=None, shuffle=None, repeat=None,
-                 max_transpose=DEFAULT_MAX_TRANSPOSE):
+                 max_transpose=DEFAULT_MAX_TRANSPOSE, workers=1,
+                 cache_budget_bytes=CACHE_BUDGET_BYTES,
+                 shuffle_buffer_bytes=SHUFFLE_BUFFER_BYTES):
     """A `tf.data` pipeline of training windows from a prepared split.
 
-    Pure TensorFlow ops: parse, decode, put one silent step before each piece
-    (so its first step is predicted from silence), cache the pieces in memory,
-    then cut windows of `window` predicted steps.
+    Pure TensorFlow ops: read the split's shards, parse, decode, put one
+    silent step before each piece (so its first step is predicted from
+    silence), then cut windows of `window` predicted steps.
 
-    - With `shuffle`, pieces come in a seeded random order and each visit
+    - With `shuffle`, the shards are read in a seeded random order, several
+      at once (interleaved), pieces are shuffled in a buffer, and each visit
       takes one window at a random position.
-    - Without, every piece is cut into consecutive whole windows, in order
-      (deterministic; for validation and evaluation).
+    - Without, every piece is cut into consecutive whole windows, shard after
+      shard in order (deterministic; for validation and evaluation).
+
+    Memory: a split whose decoded pieces fit `cache_budget_bytes` is kept in
+    memory after the first pass (small collections train as fast as from
+    RAM) and shuffled whole; a larger one streams from disk every epoch
+    through a shuffle buffer of about `shuffle_buffer_bytes`, so memory stays
+    the same whatever the split's size.
 
     Pieces with fewer than `window` steps are skipped (never padded: padding
     would teach the model that music ends in silence).
@@ -840,6 +1033,12 @@ def make_dataset(directory, split, window=DEFAULT_WINDOW, batch_size=DEFAULT_BAT
         shuffle: default True for train, False otherwise.
         repeat: repeat forever; default True for train, False otherwise.
         max_transpose: largest shift in semitones.
+        workers: worker processes that will read this dataset under
+            `tf.distribute`; a repeating stream with at least one shard per
+            worker is split between them by file, each reading only its own
+            shards.
+        cache_budget_bytes: keep the decoded split in memory when it fits.
+        shuffle_buffer_bytes: the shuffle buffer's size when streaming.
 
     Returns:
         A `tf.data.Dataset` of `(inputs, target)`, of known cardinality when
@@ -856,7 +1055,7 @@ def make_dataset(directory, split, window=DEFAULT_WINDOW, batch_size=DEFAULT_BAT
     import tensorflow as tf
 
     meta = load_meta(directory)
-    path = _split_path(directory, split)
+    files = split_files(directory, split, meta)
     if window < 1 or batch_size < 1:
         raise UserError(f"window and batch size must be positive, got {window} and {batch_size}")
     training = split == "train"
@@ -867,14 +1066,19 @@ def make_dataset(directory, split, window=DEFAULT_WINDOW, batch_size=DEFAULT_BAT
         seed = random.SystemRandom().randrange(2**62)
     num_notes = int(meta["num_notes"])
 
-    lengths = _piece_lengths(path)
+    lengths = piece_lengths(directory, split, meta)
     if not len(lengths):
         raise UserError(f"{directory} has no pieces in its {split} split")
     longest = int(lengths.max())
     if longest < window:
         raise UserError(f"window {window} is longer than every piece in {split} "
                         f"(longest {longest} steps); use --window N with N <= {longest}")
-    usable = int(np.count_nonzero(lengths >= window))
+    used = lengths[lengths >= window]
+    usable = len(used)
+    # What a decoded piece holds in memory: its roll (one silent step more) and beat.
+    piece_bytes = (used + 1) * num_notes * 2 + used * 4
+    cached = int(piece_bytes.sum()) <= cache_budget_bytes
+    by_file = repeat and workers > 1 and len(files) >= workers
 
     spec = {"roll": tf.io.FixedLenFeature([], tf.string),
             "beat": tf.io.VarLenFeature(tf.int64),
@@ -888,10 +1092,23 @@ def make_dataset(directory, split, window=DEFAULT_WINDOW, batch_size=DEFAULT_BAT
         beat = tf.cast(tf.sparse.to_dense(features["beat"]), tf.int32)
         return tf.concat([silence, roll], axis=0), beat
 
-    pieces = (tf.data.TFRecordDataset(str(path))
-              .map(decode, num_parallel_calls=tf.data.AUTOTUNE)
-              .filter(lambda roll, beat: tf.shape(beat)[0] >= window)
-              .cache())
+    shards = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle and not cached:
+        shards = shards.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    if shuffle and len(files) > 1:
+        records = shards.interleave(
+            tf.data.TFRecordDataset, cycle_length=min(len(files), INTERLEAVE_SHARDS),
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    else:
+        records = shards.flat_map(tf.data.TFRecordDataset)  # in order: evaluation
+    pieces = (records.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+              .filter(lambda roll, beat: tf.shape(beat)[0] >= window))
+    if cached:
+        pieces = pieces.cache()
+        buffer = usable
+    else:
+        mean_bytes = float(piece_bytes.mean())
+        buffer = int(min(usable, max(MIN_SHUFFLE_PIECES, shuffle_buffer_bytes // mean_bytes)))
 
     def seeds(index):
         return tf.random.experimental.stateless_split(
@@ -928,7 +1145,7 @@ def make_dataset(directory, split, window=DEFAULT_WINDOW, batch_size=DEFAULT_BAT
         return tf.roll(piece, shift, axis=1)
 
     if shuffle:
-        windows = pieces.shuffle(usable, seed=seed, reshuffle_each_iteration=True)
+        windows = pieces.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
         if repeat:
             windows = windows.repeat()
         windows = windows.enumerate().map(
@@ -954,12 +1171,16 @@ def make_dataset(directory, split, window=DEFAULT_WINDOW, batch_size=DEFAULT_BAT
         # A finite pass has a length known from the pieces' lengths: telling
         # tf.data lets Keras show progress and end validation without a
         # "ran out of data" warning (tf.data checks the count as it goes).
-        used = lengths[lengths >= window]
         count = usable if shuffle else int(np.sum(used // window))
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(-(-count // batch_size)))
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.deterministic = True
-    # One file per split: shard by element under tf.distribute, not by file.
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    # Under tf.distribute, a training stream with a shard for every worker is
+    # split by file: each worker reads only its own shards. Otherwise (fewer
+    # shards than workers, or a finite pass whose batches must line up across
+    # workers) every worker reads everything and keeps its share of elements.
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.FILE if by_file
+        else tf.data.experimental.AutoShardPolicy.DATA)
     return dataset.with_options(options)

@@ -261,6 +261,52 @@ def config_to_dict(model_config, train_config):
 # ----------------------------------------------------------------------------
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
+# How long a worker waits for the others of its cluster (to start, and at
+# each step) before it gives up: a peer that never answers must not hang a run.
+DEFAULT_PEER_TIMEOUT_S = 300.0
+
+
+def read_tf_config(text):
+    """Check a TF_CONFIG value: the cluster this worker belongs to, and its task.
+
+    Args:
+        text: the TF_CONFIG environment variable, JSON like
+            `{"cluster": {"worker": ["host1:port", "host2:port"]},
+            "task": {"type": "worker", "index": 0}}`.
+
+    Returns:
+        The parsed dict.
+
+    Raises:
+        UserError: invalid JSON, or a cluster or task that TensorFlow would
+            not understand, named in one line.
+    """
+    try:
+        config = json.loads(text)
+    except ValueError as e:
+        raise UserError(f"TF_CONFIG is not valid JSON ({e})") from None
+    example = ('e.g. {"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+               '"task": {"type": "worker", "index": 0}}')
+    if not isinstance(config, dict):
+        raise UserError(f"TF_CONFIG must be a JSON object, {example}")
+    cluster, task = config.get("cluster"), config.get("task")
+    if not isinstance(cluster, dict) or not cluster:
+        raise UserError(f"TF_CONFIG has no \"cluster\" of jobs and addresses, {example}")
+    for job, addresses in cluster.items():
+        if (not isinstance(addresses, list) or not addresses
+                or not all(isinstance(a, str) and a.rpartition(":")[2].isdigit() for a in addresses)):
+            raise UserError(f"TF_CONFIG's cluster job {job!r} must be a list of \"host:port\" "
+                            f"addresses, got {addresses!r}")
+    if not isinstance(task, dict) or "type" not in task:
+        raise UserError(f"TF_CONFIG has no \"task\" saying which worker this is, {example}")
+    kind, index = task.get("type"), task.get("index", 0)
+    if kind not in cluster:
+        raise UserError(f"TF_CONFIG's task type {kind!r} is not a job of its cluster "
+                        f"({', '.join(map(repr, cluster))})")
+    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(cluster[kind]):
+        raise UserError(f"TF_CONFIG's task index {index!r} is not one of the "
+                        f"{len(cluster[kind])} {kind} addresses (0..{len(cluster[kind]) - 1})")
+    return config
 
 
 def make_strategy(name):
@@ -285,14 +331,93 @@ def make_strategy(name):
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
         if "TF_CONFIG" in os.environ:
-            try:
-                json.loads(os.environ["TF_CONFIG"])
-            except ValueError as e:
-                raise UserError(f"TF_CONFIG is not valid JSON ({e})") from None
+            read_tf_config(os.environ["TF_CONFIG"])
         else:
             log.warning("multi_worker strategy without TF_CONFIG: training as a single worker")
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise UserError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+
+
+class PeerWatchdog:
+    """Ends a worker that waits longer than `timeout_s` for the others.
+
+    TensorFlow waits for a missing worker without end (at start-up for the
+    cluster to form, and in every collective during training), inside C++
+    where no Python exception can reach. The watchdog is reset whenever the
+    run moves on (the cluster formed, a batch finished); when it runs out it
+    writes one line on stderr and ends the process with exit code 2.
+    """
+
+    def __init__(self, timeout_s, peers, who):
+        import threading
+
+        self.timeout_s = float(timeout_s)
+        self.peers = peers
+        self.who = who
+        self._lock = threading.Lock()
+        self._deadline = None
+        self._thread = threading.Thread(target=self._watch, name="peer-watchdog", daemon=True)
+
+    def start(self):
+        self.reset()
+        self._thread.start()
+        return self
+
+    def reset(self):
+        with self._lock:
+            self._deadline = time.monotonic() + self.timeout_s
+
+    def stop(self):
+        with self._lock:
+            self._deadline = None
+
+    def _watch(self):
+        while True:
+            with self._lock:
+                deadline = self._deadline
+            if deadline is None:
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                sys.stderr.write(
+                    f"biax train: error: {self.who}: no answer from the other workers "
+                    f"({', '.join(self.peers)}) within {self.timeout_s:g} s; start every worker "
+                    f"listed in TF_CONFIG (or raise --peer-timeout)\n")
+                sys.stderr.flush()
+                os._exit(2)
+            time.sleep(min(left, 1.0))
+
+    def callback(self):
+        """A Keras callback that resets the watchdog as training moves on."""
+        import keras
+
+        watchdog = self
+
+        class ResetPeerWatchdog(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                watchdog.reset()
+
+            def on_test_batch_end(self, batch, logs=None):
+                watchdog.reset()
+
+            def on_epoch_end(self, epoch, logs=None):
+                watchdog.reset()
+
+        return ResetPeerWatchdog()
+
+
+def _peer_watchdog(timeout_s):
+    """A started PeerWatchdog for a multi-worker TF_CONFIG, else None."""
+    if "TF_CONFIG" not in os.environ:
+        return None
+    config = read_tf_config(os.environ["TF_CONFIG"])
+    task = config["task"]
+    me = config["cluster"][task["type"]][task.get("index", 0)]
+    peers = [a for addresses in config["cluster"].values() for a in addresses if a != me]
+    if not peers:
+        return None
+    who = f"{task['type']} {task.get('index', 0)} ({me})"
+    return PeerWatchdog(timeout_s, peers, who).start()
 
 
 def _build_from_a_local_batch(model):
@@ -611,18 +736,11 @@ def _write_hparams(log_dir, values):
 
 def train_piece_count(data_dir, window, split="train"):
     """Pieces of a prepared split with at least `window` steps (those make_dataset uses)."""
-    import tensorflow as tf
+    import numpy as np
 
     from biax_keras import data
 
-    data.load_meta(data_dir)
-    path = Path(data_dir) / f"{split}.tfrecord"
-    if not path.is_file():
-        raise UserError(f"{data_dir} has no {split}.tfrecord; prepare it again")
-    spec = {"steps": tf.io.FixedLenFeature([], tf.int64)}
-    lengths = (tf.data.TFRecordDataset(str(path))
-               .map(lambda record: tf.io.parse_single_example(record, spec)["steps"]))
-    return sum(1 for steps in lengths.as_numpy_iterator() if steps >= window)
+    return int(np.count_nonzero(data.piece_lengths(data_dir, split) >= window))
 
 
 def _first_window(dataset):
@@ -652,7 +770,7 @@ def _mixed_policy():
 
 
 def train(data_dir, run_dir, config=None, strategy=None, overrides=None, init=None,
-          callbacks=(), verbose=None):
+          callbacks=(), verbose=None, peer_timeout_s=DEFAULT_PEER_TIMEOUT_S):
     """Train a biaxial model on a prepared dataset; resume an unfinished run.
 
     Args:
@@ -668,6 +786,9 @@ def train(data_dir, run_dir, config=None, strategy=None, overrides=None, init=No
         callbacks: extra Keras callbacks, after the run's own.
         verbose: Keras progress output: 0 none, 1 progress bar, 2 one line per
             epoch; None picks 1 on a terminal, else 2.
+        peer_timeout_s: under `multi_worker` with a cluster, a worker that
+            waits this long for the others (to start, or for a step) ends
+            with one line and exit code 2 (see `PeerWatchdog`).
 
     Returns:
         A JSON-able report: run folder, model path, parameters, epochs
@@ -680,11 +801,24 @@ def train(data_dir, run_dir, config=None, strategy=None, overrides=None, init=No
             that is not a biaxial model, or a loss that became NaN.
     """
     started = time.monotonic()
+    # MultiWorkerMirroredStrategy must exist before any other TensorFlow op.
+    watchdog = None
+    if strategy == "multi_worker":
+        watchdog = _peer_watchdog(peer_timeout_s)
+    try:
+        if isinstance(strategy, str):
+            strategy = make_strategy(strategy)
+        return _train(data_dir, run_dir, config, strategy, overrides, init, callbacks, verbose,
+                      started, watchdog)
+    finally:
+        if watchdog is not None:
+            watchdog.stop()
+
+
+def _train(data_dir, run_dir, config, strategy, overrides, init, callbacks, verbose, started,
+           watchdog):
     from biax_keras import data
 
-    # MultiWorkerMirroredStrategy must exist before any other TensorFlow op.
-    if isinstance(strategy, str):
-        strategy = make_strategy(strategy)
     meta = data.load_meta(data_dir)
     init_model = _load_init(init) if init else None
     if init_model is not None:
@@ -694,6 +828,7 @@ def train(data_dir, run_dir, config=None, strategy=None, overrides=None, init=No
     import keras
 
     chief, task_id = _worker(strategy) if strategy is not None else (True, 0)
+    workers = _workers(strategy) if strategy is not None else 1
     run_dir = Path(run_dir)
     # Workers other than the chief write where nobody reads (TensorFlow's
     # multi-worker advice): the run folder is the chief's alone.
@@ -705,7 +840,7 @@ def train(data_dir, run_dir, config=None, strategy=None, overrides=None, init=No
     data_seed = train_config.seed + initial_epoch
     train_data = data.make_dataset(
         data_dir, "train", window=train_config.window, batch_size=train_config.batch_size,
-        transpose=train_config.transpose, seed=data_seed)
+        transpose=train_config.transpose, seed=data_seed, workers=workers)
     valid_data = data.make_dataset(
         data_dir, "valid", window=train_config.window, batch_size=train_config.batch_size,
         seed=train_config.seed)
@@ -730,7 +865,7 @@ def train(data_dir, run_dir, config=None, strategy=None, overrides=None, init=No
             model.set_weights(init_model.get_weights())
     if strategy is not None and strategy.num_replicas_in_sync > 1:
         _build_from_a_local_batch(model)
-    if _workers(strategy) > 1:
+    if workers > 1:
         _logs_reducible_across_workers(model)
     parameters = model.count_params()
     log.info("model: %s parameters; %d steps per epoch of %d x %d steps x %d notes%s",
@@ -763,6 +898,8 @@ def train(data_dir, run_dir, config=None, strategy=None, overrides=None, init=No
     run_callbacks.append(keras.callbacks.BackupAndRestore(
         str(work_dir / "backup"), save_freq=train_config.backup_every or "epoch",
         double_checkpoint=True, delete_checkpoint=False))
+    if watchdog is not None:
+        run_callbacks.insert(0, watchdog.callback())
     run_callbacks.extend(callbacks)
 
     if verbose is None:

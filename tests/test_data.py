@@ -41,12 +41,13 @@ def test_prepare_reads_good_files_and_skips_every_bad_kind(broken_midi_folder, t
     assert report["notes_dropped"] == 0
 
     assert sorted(p.name for p in out.iterdir()) == [
-        "meta.json", "report.json", "test.tfrecord", "train.tfrecord", "valid.tfrecord"]
+        "lengths.json", "meta.json", "report.json", "test-00000-of-00001.tfrecord",
+        "train-00000-of-00001.tfrecord", "valid-00000-of-00001.tfrecord"]
     assert json.loads((out / "report.json").read_text()) == report
     meta = data.load_meta(out)
-    assert meta == {"format": "biax_keras.prepared", "version": 1, "steps_per_quarter": 4,
+    assert meta == {"format": "biax_keras.prepared", "version": 2, "steps_per_quarter": 4,
                     "lowest_pitch": 24, "num_notes": 78, "play_only": False,
-                    "source": str(folder)}
+                    "source": str(folder), "shards": {"train": 1, "valid": 1, "test": 1}}
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folders left
     assert "Skipped:" in data.format_report(report)
 

@@ -1,0 +1,299 @@
+"""`biax prepare --runner NAME`: the prepare step as an Apache Beam pipeline.
+
+The same per-file conversion as `data.prepare` (the same readers, the same
+time and memory bound for each file, the same skip reasons), run by Beam so
+that a collection too large for one machine is read by many: Dataflow,
+Flink, Spark or any other Beam runner, or the DirectRunner on one machine.
+
+    from biax_keras import beam
+    report = beam.prepare("lakh/", "data/lakh", runner="DirectRunner",
+                          pipeline_options=["--direct_num_workers=4"])
+
+The pipeline:
+
+    pieces (listed, split by the launcher) -> Reshuffle -> ReadPiece
+      -> per split: tf.train.Example records -> WriteToTFRecord (its shards)
+      -> per piece: one line of outcome (steps, notes dropped or skip reason)
+
+The launcher lists the source and splits it exactly as `data.prepare` does,
+then reads the outcome lines back to write report.json, lengths.json and
+meta.json. Every worker and the launcher must see SOURCE and `--out` at the
+same paths (one machine, or a shared file system).
+
+`--runner DirectRunner` runs on Beam's FnApiRunner, the engine the
+DirectRunner itself uses for batch pipelines, in multi-processing mode with
+one process per core unless the options say otherwise. (The DirectRunner
+would first try Beam's Prism runner, which it downloads from GitHub: this
+package downloads nothing at run time.)
+
+Needs the `beam` extra: `pip install 'biax_keras[beam]'`.
+"""
+
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+
+from biax_keras import data
+from biax_keras.errors import UserError
+
+log = logging.getLogger(__name__)
+
+DIRECT_RUNNERS = ("directrunner", "direct")
+OUTCOMES = ".outcomes"
+# A reader process stuck in C code ignores its own alarm; this much longer,
+# it is ended from outside.
+_KILL_GRACE_S = 10.0
+
+
+def _import_beam():
+    try:
+        import apache_beam
+    except ImportError:
+        raise UserError("--runner needs Apache Beam: pip install 'biax_keras[beam]' "
+                        "(or leave out --runner to prepare with local processes)") from None
+    return apache_beam
+
+
+def make_runner(name):
+    """A Beam runner by name, checked before anything is read.
+
+    Args:
+        name: a Beam runner name (DirectRunner, DataflowRunner, FlinkRunner,
+            SparkRunner, PortableRunner, ... or a dotted class path).
+
+    Returns:
+        A `PipelineRunner`.
+
+    Raises:
+        UserError: Beam is missing, the name is unknown, or the runner needs
+            a Beam extra that is not installed.
+    """
+    _import_beam()
+    if name.lower() in DIRECT_RUNNERS:
+        from apache_beam.runners.portability.fn_api_runner import fn_runner
+
+        return fn_runner.FnApiRunner()
+    from apache_beam.options.pipeline_options import StandardOptions
+    from apache_beam.runners.runner import create_runner
+
+    known = ", ".join(sorted(path.rsplit(".", 1)[1] for path in StandardOptions.ALL_KNOWN_RUNNERS))
+    try:
+        return create_runner(name)
+    except ValueError:
+        raise UserError(f"unknown Beam runner {name!r}; known runners: {known}") from None
+    except (ImportError, AttributeError) as e:
+        raise UserError(f"the Beam runner {name!r} cannot be loaded ({e})") from None
+
+
+class _ReadPiece:
+    """Beam DoFn body: one task -> its record and its outcome line.
+
+    Each file is read in a child process of the Beam worker, started with the
+    local path's bounds (`data._init_worker`: a wall-clock alarm and an
+    address-space limit), so that a file which hangs or swamps its reader
+    costs one skip, as in `data.prepare`.
+    """
+
+    def __init__(self, settings, timeout_s):
+        self.settings = settings
+        self.timeout_s = timeout_s
+        self.pool = None
+
+    def setup(self):
+        import concurrent.futures
+        import multiprocessing
+
+        self.pool = concurrent.futures.ProcessPoolExecutor(
+            1, mp_context=multiprocessing.get_context("spawn"),
+            initializer=data._init_worker, initargs=(self.timeout_s,))
+
+    def teardown(self):
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = None
+
+    def _kill(self):
+        for process in list(getattr(self.pool, "_processes", {}).values()):
+            process.kill()
+        self.teardown()
+        self.setup()
+
+    def read(self, task):
+        import concurrent.futures
+        from concurrent.futures.process import BrokenProcessPool
+
+        index, name = task[0], task[1]
+        try:
+            future = self.pool.submit(data._read_chunk, [task], self.settings)
+            [result] = future.result(timeout=self.timeout_s + _KILL_GRACE_S)
+            return result
+        except BrokenProcessPool:
+            self.teardown()
+            self.setup()
+            return index, name, "crashed the process reading it"
+        except concurrent.futures.TimeoutError:
+            self._kill()
+            return index, name, f"took longer than {self.timeout_s:g} s to read"
+
+    def process(self, element):
+        task, split = element
+        index, name, outcome = self.read(task)
+        line = {"index": index, "name": name, "split": split}
+        if isinstance(outcome, str):
+            line["reason"] = outcome
+            yield ("outcome", json.dumps(line))
+            return
+        roll, beat, dropped = outcome
+        line.update(steps=int(roll.shape[0]), dropped=int(dropped))
+        yield (split, data._example(name, roll, beat))
+        yield ("outcome", json.dumps(line))
+
+
+def _check_pipeline_options(flags):
+    """Parse Beam's options the way Beam does, but refuse what it would only
+    warn about: an unknown option or a bad value is one clear line."""
+    import difflib
+
+    from apache_beam.options import pipeline_options as po
+
+    class Parser(po._BeamArgumentParser):
+        def error(self, message):
+            raise UserError(f"bad Beam pipeline option: {message}")
+
+    parser = Parser(allow_abbrev=False)
+    classes = {}
+    for cls in po.PipelineOptions.__subclasses__():
+        classes.setdefault(str(cls), cls)
+    for cls in classes.values():
+        cls._add_argparse_args(parser)
+    _, unknown = parser.parse_known_args(flags)
+    if unknown:
+        name = unknown[0].split("=", 1)[0]
+        known = [o for action in parser._actions for o in action.option_strings]
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise UserError(f"unknown Beam pipeline option {unknown[0]}{hint}; write Beam's "
+                        f"options as --option=value")
+
+
+def _pipeline_options(runner_name, pipeline_options, workers):
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    flags = list(pipeline_options or ())
+    _check_pipeline_options(flags)
+    given = PipelineOptions(flags).get_all_options(drop_default=True)
+    extra = {}
+    if "default_sdk_harness_log_level" not in given:
+        extra["default_sdk_harness_log_level"] = "WARNING"  # each worker's own chatter
+    if runner_name.lower() in DIRECT_RUNNERS:
+        # Local work: one process per core, like the local path.
+        if "direct_running_mode" not in given:
+            extra["direct_running_mode"] = "multi_processing"
+        if "direct_num_workers" not in given:
+            extra["direct_num_workers"] = workers or data._default_workers()
+    return PipelineOptions(flags, **extra)
+
+
+def prepare(source, out, *, runner, pipeline_options=(), workers=None, **settings):
+    """`data.prepare` as an Apache Beam pipeline on `runner`.
+
+    Args:
+        source, out: as for `data.prepare`.
+        runner: a Beam runner name (see `make_runner`).
+        pipeline_options: Beam pipeline options, e.g.
+            `["--direct_num_workers=4"]` or `["--project=P", "--region=R"]`.
+        workers: DirectRunner processes when the options do not say
+            (default: the CPU cores available).
+        **settings: the other keyword arguments of `data.prepare`
+            (steps_per_quarter, lowest_pitch, num_notes, split, seed,
+            max_steps, limit, timeout_s, shards).
+
+    Returns:
+        The report, as `data.prepare` returns it (the same pieces read and
+        skipped, with the same reasons, in the same order).
+
+    Raises:
+        UserError: as `data.prepare`; also Beam missing, an unknown runner or
+            pipeline option, or a pipeline that failed.
+    """
+    beam = _import_beam()
+    started = time.perf_counter()
+    if not log.isEnabledFor(logging.DEBUG):
+        # Beam narrates every bundle and worker at INFO; our progress is enough.
+        logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    beam_runner = make_runner(runner)
+    options = _pipeline_options(runner, pipeline_options, workers)
+    job = data.plan(source, out, **settings)
+    report, lengths = data.new_report(job), {split: [] for split in data.SPLITS}
+    log.info("reading %d pieces from %s on %s into %s shards", len(job.found.tasks),
+             job.found.label, runner, "/".join(str(job.shards[s]) for s in data.SPLITS))
+
+    staging = data.staging_folder(job.out)
+    try:
+        reader = _ReadPiece(job.settings, job.timeout_s)
+
+        class ReadPiece(beam.DoFn):
+            def setup(self):
+                reader.setup()
+
+            def teardown(self):
+                reader.teardown()
+
+            def process(self, element):
+                yield from reader.process(element)
+
+        elements = [(task, job.assignment[task[1]]) for task in job.found.tasks]
+        pipeline = beam.Pipeline(runner=beam_runner, options=options)
+        outputs = (pipeline
+                   | "List pieces" >> beam.Create(elements, reshuffle=False)
+                   | "Spread over workers" >> beam.Reshuffle()
+                   | "Read pieces" >> beam.ParDo(ReadPiece()))
+        for split in data.SPLITS:
+            count = job.shards[split]
+            (outputs
+             | f"Records of {split}" >> beam.FlatMap(
+                 lambda kv, split=split: [kv[1]] if kv[0] == split else [])
+             | f"Write {split}" >> beam.io.WriteToTFRecord(
+                 str(staging / split), file_name_suffix=".tfrecord", num_shards=count,
+                 shard_name_template="-SSSSS-of-NNNNN"))
+        (outputs
+         | "Outcomes" >> beam.FlatMap(lambda kv: [kv[1]] if kv[0] == "outcome" else [])
+         | "Write outcomes" >> beam.io.WriteToText(str(staging / OUTCOMES), num_shards=1,
+                                                   shard_name_template=""))
+        try:
+            result = pipeline.run()
+            state = result.wait_until_finish()
+        except UserError:
+            raise
+        except Exception as e:  # a runner's failure, in its own words
+            message = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+            raise UserError(f"the Beam pipeline on {runner} failed: {message}") from None
+        if str(state) not in ("DONE", "PipelineState.DONE"):
+            raise UserError(f"the Beam pipeline on {runner} ended {state}")
+
+        _collect(staging, job, report, lengths)
+        data.finish(job, staging, report, lengths, started)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return report
+
+
+def _collect(staging, job, report, lengths):
+    """Fill the report from the pipeline's outcome lines, in task order, and
+    make sure every shard exists (a runner may write none for an empty split)."""
+    lines = []
+    for path in staging.glob(OUTCOMES + "*"):
+        with open(path) as f:
+            lines.extend(json.loads(line) for line in f if line.strip())
+        path.unlink()
+    for line in sorted(lines, key=lambda line: line["index"]):
+        outcome = line["reason"] if "reason" in line else (line["steps"], line["dropped"])
+        data.add_outcome(report, lengths, line["name"], line["split"], outcome)
+    for split, count in job.shards.items():
+        for i in range(count):
+            path = Path(staging) / data.shard_name(split, i, count)
+            if not path.exists():
+                path.touch()
