@@ -579,7 +579,9 @@ def _example(name, roll, beat):
         "steps": tf.train.Feature(int64_list=tf.train.Int64List(value=[roll.shape[0]])),
         "name": tf.train.Feature(bytes_list=tf.train.BytesList(value=[name.encode("utf-8")])),
     }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    # Deterministic: map entries sorted, so a piece has the same bytes in every process.
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(
+        deterministic=True)
 
 
 def _check_out(out):
@@ -1093,6 +1095,9 @@ def make_dataset(directory, split, window=DEFAULT_WINDOW, batch_size=DEFAULT_BAT
         return tf.concat([silence, roll], axis=0), beat
 
     shards = tf.data.Dataset.from_tensor_slices(files)
+    if by_file:
+        # tf.distribute puts each worker's (index, count) in place of the hints.
+        shards = shards.shard(tf.data.experimental.SHARD_HINT, tf.data.experimental.SHARD_HINT)
     if shuffle and not cached:
         shards = shards.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     if shuffle and len(files) > 1:
@@ -1177,10 +1182,12 @@ def make_dataset(directory, split, window=DEFAULT_WINDOW, batch_size=DEFAULT_BAT
     options = tf.data.Options()
     options.deterministic = True
     # Under tf.distribute, a training stream with a shard for every worker is
-    # split by file: each worker reads only its own shards. Otherwise (fewer
-    # shards than workers, or a finite pass whose batches must line up across
-    # workers) every worker reads everything and keeps its share of elements.
+    # split by file: each worker reads only its own shards (the hint above;
+    # the FILE policy would refuse the counter that numbers the windows).
+    # Otherwise (fewer shards than workers, or a finite pass whose batches
+    # must line up across workers) every worker reads everything and keeps
+    # its share of elements.
     options.experimental_distribute.auto_shard_policy = (
-        tf.data.experimental.AutoShardPolicy.FILE if by_file
+        tf.data.experimental.AutoShardPolicy.HINT if by_file
         else tf.data.experimental.AutoShardPolicy.DATA)
     return dataset.with_options(options)

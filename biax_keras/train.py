@@ -406,17 +406,94 @@ class PeerWatchdog:
         return ResetPeerWatchdog()
 
 
+def _cluster_of(config):
+    """`(me, peers, who)` of a checked TF_CONFIG: addresses, and a name for messages."""
+    task = config["task"]
+    kind, index = task["type"], task.get("index", 0)
+    me = config["cluster"][kind][index]
+    peers = [a for addresses in config["cluster"].values() for a in addresses if a != me]
+    return me, peers, f"{kind} {index} ({me})"
+
+
+_HELLO = b"biax-worker "
+
+
+def rendezvous(me, peers, timeout_s, who):
+    """Wait until every peer of the cluster is up, at most `timeout_s`.
+
+    TensorFlow's MultiWorkerMirroredStrategy waits for a missing worker
+    without end, holding Python's lock so that no thread can step in. So
+    before it starts, each worker listens on its own port and knocks on every
+    peer's; when it has reached all peers and heard from all of them, every
+    peer is known to be up, and the port is freed for TensorFlow's server.
+
+    Raises:
+        UserError: some peer did not answer in time, or the port is taken.
+    """
+    import select
+    import socket
+
+    host, _, port = me.rpartition(":")
+    listener = socket.socket(socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind(("", int(port)))
+    except OSError as e:
+        listener.close()
+        raise UserError(f"{who}: cannot listen on port {port} ({e.strerror or e}); is another "
+                        f"worker already running with this TF_CONFIG?") from None
+    listener.listen(max(8, 2 * len(peers)))
+    listener.setblocking(False)
+    reached, heard = set(), set()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while (reached != set(peers) or heard != set(peers)) and time.monotonic() < deadline:
+            for peer in peers:
+                if peer in reached:
+                    continue
+                peer_host, _, peer_port = peer.rpartition(":")
+                try:
+                    with socket.create_connection((peer_host.strip("[]"), int(peer_port)),
+                                                  timeout=1.0) as connection:
+                        # Closing first leaves TIME_WAIT on our side, not on the peer's port.
+                        connection.sendall(_HELLO + me.encode())
+                    reached.add(peer)
+                except OSError:
+                    pass
+            readable, _, _ = select.select([listener], [], [], 0.2)
+            while readable:
+                try:
+                    connection, _ = listener.accept()
+                except BlockingIOError:
+                    break
+                with connection:
+                    connection.settimeout(2.0)
+                    message = b""
+                    try:
+                        while chunk := connection.recv(256):
+                            message += chunk
+                    except OSError:
+                        continue
+                if message.startswith(_HELLO):
+                    heard.add(message[len(_HELLO):].decode("utf-8", "replace"))
+    finally:
+        listener.close()
+    missing = [p for p in peers if p not in reached or p not in heard]
+    if missing:
+        raise UserError(f"{who}: no answer from the other workers ({', '.join(missing)}) within "
+                        f"{timeout_s:g} s; start every worker listed in TF_CONFIG (or raise "
+                        f"--peer-timeout)")
+
+
 def _peer_watchdog(timeout_s):
-    """A started PeerWatchdog for a multi-worker TF_CONFIG, else None."""
+    """For a multi-worker TF_CONFIG: wait for the peers (`rendezvous`), then
+    return a started PeerWatchdog for the training that follows; else None."""
     if "TF_CONFIG" not in os.environ:
         return None
-    config = read_tf_config(os.environ["TF_CONFIG"])
-    task = config["task"]
-    me = config["cluster"][task["type"]][task.get("index", 0)]
-    peers = [a for addresses in config["cluster"].values() for a in addresses if a != me]
+    me, peers, who = _cluster_of(read_tf_config(os.environ["TF_CONFIG"]))
     if not peers:
         return None
-    who = f"{task['type']} {task.get('index', 0)} ({me})"
+    rendezvous(me, peers, timeout_s, who)
     return PeerWatchdog(timeout_s, peers, who).start()
 
 

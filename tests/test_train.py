@@ -258,26 +258,106 @@ def free_port():
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
-def test_two_workers_train_together(prepared, tmp_path):
+@pytest.fixture(scope="module")
+def sharded(tmp_path_factory):
+    """The arpeggio pieces prepared as 4 train shards (2 per worker of a pair)."""
+    base = tmp_path_factory.mktemp("sharded_data")
+    source = base / "midi"
+    source.mkdir()
+    for i in range(20):
+        (source / f"piece{i:02d}.mid").write_bytes(midi_bytes(arpeggio_piece(48 + i % 12, 6)))
+    out = base / "prepared"
+    data.prepare(source, out, workers=1, shards=4)
+    assert data.load_meta(out)["shards"]["train"] == 4
+    return out
+
+
+# One worker of a cluster, as `biax train --strategy multi_worker` runs it,
+# keeping its final weights where the test can read them.
+WORKER_SCRIPT = """
+import json, sys
+import keras, numpy as np
+from biax_keras import train
+
+class KeepWeights(keras.callbacks.Callback):
+    def on_train_end(self, logs=None):
+        np.savez(sys.argv[3], *self.model.get_weights())
+
+report = train.train(sys.argv[1], sys.argv[2], sys.argv[4], strategy="multi_worker",
+                     overrides={"steps_per_epoch": 20, "sample_every": 0, "image_every": 0},
+                     callbacks=[KeepWeights()], verbose=0, peer_timeout_s=120)
+print(json.dumps(report))
+"""
+
+
+def test_two_workers_train_together(sharded, tmp_path):
     run = tmp_path / "run"
     cluster = {"worker": [f"localhost:{free_port()}", f"localhost:{free_port()}"]}
-    command = [sys.executable, "-m", "biax_keras.cli", "train", "--data", str(prepared),
-               "--out", str(run), "--config", str(TINY), "--steps-per-epoch", "4",
-               "--strategy", "multi_worker", "--json"]
     workers = [subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_CONFIG=json.dumps(
+        [sys.executable, "-c", WORKER_SCRIPT, str(sharded), str(run),
+         str(tmp_path / f"weights{index}.npz"), str(TINY)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_CONFIG=json.dumps(
             {"cluster": cluster, "task": {"type": "worker", "index": index}})))
         for index in range(2)]
-    outputs = [worker.communicate(timeout=300) for worker in workers]
+    try:
+        outputs = [worker.communicate(timeout=420) for worker in workers]
+    finally:
+        for worker in workers:
+            worker.kill()
     for worker, (_, err) in zip(workers, outputs):
-        assert worker.returncode == 0, err.decode()[-2000:]
-    reports = [json.loads(out) for out, _ in outputs]
-    # Both computed the same (synchronous) training; only the chief kept a run folder.
+        assert worker.returncode == 0, err.decode()[-3000:]
+    reports = [json.loads(out.decode().strip().splitlines()[-1]) for out, _ in outputs]
+    # Synchronous training: both workers end with the very same weights.
+    weights = [np.load(tmp_path / f"weights{index}.npz") for index in range(2)]
+    assert len(weights[0].files) == len(weights[1].files) > 0
+    for name in weights[0].files:
+        np.testing.assert_array_equal(weights[0][name], weights[1][name])
     assert reports[0]["last"] == reports[1]["last"]
+    # Only the chief kept a run folder, and it learned.
     assert {p.name for p in run.iterdir()} == RUN_CONTENTS
-    assert [int(r["epoch"]) for r in history(run)] == [0, 1]
+    rows = history(run)
+    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    assert float(rows[1]["loss"]) < 0.8 * float(rows[0]["loss"])
+
+
+def test_a_worker_whose_peer_never_answers_gives_up_in_one_line(sharded, tmp_path):
+    me, peer = f"localhost:{free_port()}", f"localhost:{free_port()}"
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["TF_CONFIG"] = json.dumps({"cluster": {"worker": [me, peer]},
+                                   "task": {"type": "worker", "index": 0}})
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "biax_keras.cli", "train", "--data", str(sharded),
+         "--out", str(tmp_path / "run"), "--config", str(TINY), "--strategy", "multi_worker",
+         "--peer-timeout", "5"], capture_output=True, text=True, env=env, timeout=180)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert result.stderr.splitlines() == [
+        f"biax train: error: worker 0 ({me}): no answer from the other workers ({peer}) "
+        f"within 5 s; start every worker listed in TF_CONFIG (or raise --peer-timeout)"]
+    assert time.monotonic() - started < 150
+
+
+@pytest.mark.parametrize("tf_config, words", [
+    ("{cluster: ", "TF_CONFIG is not valid JSON"),
+    ("[1, 2]", "TF_CONFIG must be a JSON object"),
+    (json.dumps({"task": {"type": "worker", "index": 0}}), 'TF_CONFIG has no "cluster"'),
+    (json.dumps({"cluster": {"worker": ["localhost"]}, "task": {"type": "worker"}}),
+     "must be a list of \"host:port\" addresses"),
+    (json.dumps({"cluster": {"worker": ["a:1", "b:2"]}}), 'TF_CONFIG has no "task"'),
+    (json.dumps({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "chief", "index": 0}}),
+     "task type 'chief' is not a job of its cluster"),
+    (json.dumps({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 2}}),
+     "task index 2 is not one of the 2 worker addresses (0..1)"),
+])
+def test_a_malformed_tf_config_is_one_line_exit_2(prepared, tmp_path, capsys, monkeypatch,
+                                                   tf_config, words):
+    monkeypatch.setenv("TF_CONFIG", tf_config)
+    code, _, err = run_cli(capsys, "--data", prepared, "--out", tmp_path / "run",
+                           "--strategy", "multi_worker")
+    assert code == 2 and words in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "run").exists()
 
 
 def test_mirrored_strategy_trains(prepared, tmp_path):
