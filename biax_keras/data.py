@@ -994,8 +994,7 @@ def piece_lengths(directory, split, meta=None):
 def make_dataset(directory, split, window=DEFAULT_WINDOW, batch_size=DEFAULT_BATCH_SIZE,
                  transpose=True, seed=None, shuffle=None, repeat=None,
                  max_transpose=DEFAULT_MAX_TRANSPOSE, workers=1,
-                 cache_budget_bytes=CACHE_BUDGET_BYTES,
-                 shuffle_buffer_bytes=SHUFFLE_BUFFER_BYTES):
+                 cache_budget_bytes=None, shuffle_buffer_bytes=None):
     """A `tf.data` pipeline of training windows from a prepared split.
 
     Pure TensorFlow ops: read the split's shards, parse, decode, put one
@@ -1039,8 +1038,10 @@ def make_dataset(directory, split, window=DEFAULT_WINDOW, batch_size=DEFAULT_BAT
             `tf.distribute`; a repeating stream with at least one shard per
             worker is split between them by file, each reading only its own
             shards.
-        cache_budget_bytes: keep the decoded split in memory when it fits.
-        shuffle_buffer_bytes: the shuffle buffer's size when streaming.
+        cache_budget_bytes: keep the decoded split in memory when it fits
+            (default `CACHE_BUDGET_BYTES`).
+        shuffle_buffer_bytes: the shuffle buffer's size when streaming
+            (default `SHUFFLE_BUFFER_BYTES`).
 
     Returns:
         A `tf.data.Dataset` of `(inputs, target)`, of known cardinality when
@@ -1067,6 +1068,9 @@ def make_dataset(directory, split, window=DEFAULT_WINDOW, batch_size=DEFAULT_BAT
     if seed is None:
         seed = random.SystemRandom().randrange(2**62)
     num_notes = int(meta["num_notes"])
+    cache_budget_bytes = CACHE_BUDGET_BYTES if cache_budget_bytes is None else cache_budget_bytes
+    shuffle_buffer_bytes = (SHUFFLE_BUFFER_BYTES if shuffle_buffer_bytes is None
+                            else shuffle_buffer_bytes)
 
     lengths = piece_lengths(directory, split, meta)
     if not len(lengths):

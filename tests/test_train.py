@@ -272,21 +272,20 @@ def sharded(tmp_path_factory):
     return out
 
 
-# One worker of a cluster, as `biax train --strategy multi_worker` runs it,
-# keeping its final weights where the test can read them.
+# One worker of a cluster: `biax train` with the flags a user types, keeping
+# its final weights where the test can read them.
 WORKER_SCRIPT = """
-import json, sys
+import sys
 import keras, numpy as np
-from biax_keras import train
+from biax_keras import cli, train
 
 class KeepWeights(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
-        np.savez(sys.argv[3], *self.model.get_weights())
+        np.savez(sys.argv[1], *self.model.get_weights())
 
-report = train.train(sys.argv[1], sys.argv[2], sys.argv[4], strategy="multi_worker",
-                     overrides={"steps_per_epoch": 20, "sample_every": 0, "image_every": 0},
-                     callbacks=[KeepWeights()], verbose=0, peer_timeout_s=120)
-print(json.dumps(report))
+plain = train.train
+train.train = lambda *args, **kwargs: plain(*args, **kwargs, callbacks=[KeepWeights()])
+sys.exit(cli.main(sys.argv[2:]))
 """
 
 
@@ -294,8 +293,10 @@ def test_two_workers_train_together(sharded, tmp_path):
     run = tmp_path / "run"
     cluster = {"worker": [f"localhost:{free_port()}", f"localhost:{free_port()}"]}
     workers = [subprocess.Popen(
-        [sys.executable, "-c", WORKER_SCRIPT, str(sharded), str(run),
-         str(tmp_path / f"weights{index}.npz"), str(TINY)],
+        [sys.executable, "-c", WORKER_SCRIPT, str(tmp_path / f"weights{index}.npz"),
+         "train", "--data", str(sharded), "--out", str(run), "--config", str(TINY),
+         "--steps-per-epoch", "20", "--strategy", "multi_worker", "--peer-timeout", "120",
+         "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_CONFIG=json.dumps(
             {"cluster": cluster, "task": {"type": "worker", "index": index}})))
@@ -307,7 +308,7 @@ def test_two_workers_train_together(sharded, tmp_path):
             worker.kill()
     for worker, (_, err) in zip(workers, outputs):
         assert worker.returncode == 0, err.decode()[-3000:]
-    reports = [json.loads(out.decode().strip().splitlines()[-1]) for out, _ in outputs]
+    reports = [json.loads(out) for out, _ in outputs]
     # Synchronous training: both workers end with the very same weights.
     weights = [np.load(tmp_path / f"weights{index}.npz") for index in range(2)]
     assert len(weights[0].files) == len(weights[1].files) > 0
