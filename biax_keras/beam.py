@@ -11,9 +11,15 @@ Flink, Spark or any other Beam runner, or the DirectRunner on one machine.
 
 The pipeline:
 
-    pieces (listed, split by the launcher) -> Reshuffle -> ReadPiece
-      -> per split: tf.train.Example records -> WriteToTFRecord (its shards)
+    pieces (listed, split by the launcher) -> Reshuffle -> ReadPieces
+      -> records: written as they come to part files, one per shard a
+         bundle touches -> GroupByKey of the part names -> joined into shards
       -> per piece: one line of outcome (steps, notes dropped or skip reason)
+
+No step holds more than a bundle's pieces in memory: only file names and
+outcome lines go through Beam's shuffle, so memory stays flat however large
+the collection (a runner such as the DirectRunner keeps shuffled data in
+memory).
 
 The launcher lists the source and splits it exactly as `data.prepare` does,
 then reads the outcome lines back to write report.json, lengths.json and
@@ -138,17 +144,59 @@ class _ReadPiece:
             return index, name, f"took longer than {self.timeout_s:g} s to read"
 
     def process(self, element):
+        """`(task, split)` -> `(record or None, outcome line)`."""
         task, split = element
         index, name, outcome = self.read(task)
         line = {"index": index, "name": name, "split": split}
         if isinstance(outcome, str):
             line["reason"] = outcome
-            yield ("outcome", json.dumps(line))
-            return
+            return None, json.dumps(line)
         roll, beat, dropped = outcome
         line.update(steps=int(roll.shape[0]), dropped=int(dropped))
-        yield (split, data._example(name, roll, beat))
-        yield ("outcome", json.dumps(line))
+        return data._example(name, roll, beat), json.dumps(line)
+
+
+class _Parts:
+    """The records of one bundle, written as it goes to one part file per
+    shard it touches (so no runner ever holds a split in memory); the parts
+    of each shard are joined into it at the end (TFRecord files join by
+    concatenation: every record carries its own length and checksums)."""
+
+    def __init__(self, folder, shards):
+        self.folder = Path(folder)
+        self.shards = shards
+        self.writers = {}
+
+    def write(self, split, name, record):
+        import uuid
+
+        import tensorflow as tf
+
+        key = (split, data.shard_of(name, self.shards[split]))
+        if key not in self.writers:
+            path = self.folder / f"{key[0]}-{key[1]:05d}.{uuid.uuid4().hex}.part"
+            self.writers[key] = (tf.io.TFRecordWriter(str(path)), path)
+        self.writers[key][0].write(record)
+
+    def close(self):
+        """Close every part; returns `[(shard file name, part path), ...]`."""
+        parts = []
+        for (split, shard), (writer, path) in self.writers.items():
+            writer.close()
+            parts.append((data.shard_name(split, shard, self.shards[split]), str(path)))
+        self.writers = {}
+        return parts
+
+
+def _join_parts(folder, shard, parts):
+    """Concatenate a shard's part files into it, streaming, then remove them."""
+    path = Path(folder) / shard
+    with open(path, "wb") as out:
+        for part in sorted(parts):
+            with open(part, "rb") as f:
+                shutil.copyfileobj(f, out, 2**20)
+    for part in parts:
+        Path(part).unlink()
 
 
 def _check_pipeline_options(flags):
@@ -233,35 +281,45 @@ def prepare(source, out, *, runner, pipeline_options=(), workers=None, **setting
     staging = data.staging_folder(job.out)
     try:
         reader = _ReadPiece(job.settings, job.timeout_s)
+        parts_folder = staging / ".parts"
+        parts_folder.mkdir()
+        shards = dict(job.shards)
 
-        class ReadPiece(beam.DoFn):
+        class ReadPieces(beam.DoFn):
             def setup(self):
                 reader.setup()
 
             def teardown(self):
                 reader.teardown()
 
+            def start_bundle(self):
+                self.parts = _Parts(parts_folder, shards)
+
             def process(self, element):
-                yield from reader.process(element)
+                record, line = reader.process(element)
+                if record is not None:
+                    self.parts.write(element[1], element[0][1], record)
+                yield line
+
+            def finish_bundle(self):
+                from apache_beam.transforms.window import GlobalWindows
+
+                for part in self.parts.close():
+                    yield beam.pvalue.TaggedOutput("parts", GlobalWindows.windowed_value(part))
 
         elements = [(task, job.assignment[task[1]]) for task in job.found.tasks]
         pipeline = beam.Pipeline(runner=beam_runner, options=options)
         outputs = (pipeline
                    | "List pieces" >> beam.Create(elements, reshuffle=False)
                    | "Spread over workers" >> beam.Reshuffle()
-                   | "Read pieces" >> beam.ParDo(ReadPiece()))
-        for split in data.SPLITS:
-            count = job.shards[split]
-            (outputs
-             | f"Records of {split}" >> beam.FlatMap(
-                 lambda kv, split=split: [kv[1]] if kv[0] == split else [])
-             | f"Write {split}" >> beam.io.WriteToTFRecord(
-                 str(staging / split), file_name_suffix=".tfrecord", num_shards=count,
-                 shard_name_template="-SSSSS-of-NNNNN"))
-        (outputs
-         | "Outcomes" >> beam.FlatMap(lambda kv: [kv[1]] if kv[0] == "outcome" else [])
-         | "Write outcomes" >> beam.io.WriteToText(str(staging / OUTCOMES), num_shards=1,
-                                                   shard_name_template=""))
+                   | "Read pieces" >> beam.ParDo(ReadPieces()).with_outputs("parts", main="lines"))
+        (outputs.lines
+         | "Write outcomes" >> beam.io.WriteToText(str(staging / OUTCOMES)))
+        # Only file names go through the shuffle; the records stay in the parts.
+        (outputs.parts
+         | "Parts by shard" >> beam.GroupByKey()
+         | "Join parts" >> beam.MapTuple(
+             lambda shard, parts, folder=str(staging): _join_parts(folder, shard, list(parts))))
         try:
             result = pipeline.run()
             state = result.wait_until_finish()
@@ -274,6 +332,7 @@ def prepare(source, out, *, runner, pipeline_options=(), workers=None, **setting
             raise UserError(f"the Beam pipeline on {runner} ended {state}")
 
         _collect(staging, job, report, lengths)
+        parts_folder.rmdir()  # empty: every part was joined
         data.finish(job, staging, report, lengths, started)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
