@@ -62,7 +62,9 @@ mkdir -p "$RESULTS"
 stamp=$(date +%Y-%m-%d)
 for split in valid train; do
   out="$RESULTS/quality-$dataset-$split-$stamp.json"
-  "$BIAX" evaluate --model "$run" --data "$source_file" --split "$split" --json > "$out.tmp"
+  # The JSON file records no resolution: say it (a mismatch with the model is refused).
+  "$BIAX" evaluate --model "$run" --data "$source_file" --split "$split" \
+      --steps-per-quarter "$spq" --json > "$out.tmp"
   mv "$out.tmp" "$out"
   echo "$split: $(cat "$out")"
 done

@@ -5,14 +5,77 @@
     roll = biax_keras.generate(model, steps=480, seed=1)
 
 `load_model` and `generate` import TensorFlow when called, so `import
-biax_keras` itself stays light.
+biax_keras` itself stays light (the command line checks its arguments before
+TensorFlow's seconds of start-up). The custom Keras classes are still
+registered the way a Keras package registers them: as soon as Keras is
+imported, before or after this package, so that
+
+    import biax_keras, keras
+    model = keras.saving.load_model("saved_models/bach/model.keras", safe_mode=True)
+
+works without naming `custom_objects`.
 """
 
+import importlib as _importlib
+import importlib.abc as _importlib_abc
+import importlib.util as _importlib_util
 import os as _os
+import sys as _sys
 
 _os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 __version__ = "0.1.0"
+
+# The module whose import registers every custom class with Keras
+# (`@keras.saving.register_keras_serializable(package="biax_keras")`).
+_REGISTERING_MODULE = "biax_keras.model"
+
+
+class _RegisterWhenKerasLoads(_importlib_abc.MetaPathFinder):
+    """Imports `_REGISTERING_MODULE` right after `keras` itself has loaded.
+
+    Finds nothing itself: for `keras` it asks the other finders for the real
+    spec and wraps its loader, so that Keras loads exactly as it would, and
+    then our classes are registered. It removes itself once used.
+    """
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "keras":
+            return None
+        if self in _sys.meta_path:
+            _sys.meta_path.remove(self)
+        spec = _importlib_util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        spec.loader = _RegisteringLoader(spec.loader)
+        return spec
+
+
+class _RegisteringLoader:
+    """A module loader that registers our Keras classes after running the real one."""
+
+    def __init__(self, loader):
+        self._loader = loader
+
+    def __getattr__(self, name):  # everything else is the real loader's
+        return getattr(self._loader, name)
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        self._loader.exec_module(module)
+        _importlib.import_module(_REGISTERING_MODULE)
+
+
+def _register_with_keras():
+    if "keras" in _sys.modules:
+        _importlib.import_module(_REGISTERING_MODULE)
+    elif not any(isinstance(f, _RegisterWhenKerasLoads) for f in _sys.meta_path):
+        _sys.meta_path.insert(0, _RegisterWhenKerasLoads())
+
+
+_register_with_keras()
 
 # What a run folder holds once training has finished.
 RUN_MODEL_FILE = "model.keras"
@@ -33,6 +96,26 @@ def load_model(path):
     Raises:
         UserError: the path does not exist or is not one of the above.
     """
+    kind, path = model_file(path)
+    if kind == "saved_model":
+        from biax_keras import export
+
+        return export.ExportedModel(path)
+    return _load_keras_file(path)
+
+
+def model_file(path):
+    """What `load_model` would load from `path`, found without loading anything.
+
+    Args:
+        path: a `.keras` file, a run folder or a SavedModel folder.
+
+    Returns:
+        `(kind, path)`: `("keras", FILE.keras)` or `("saved_model", FOLDER)`.
+
+    Raises:
+        UserError: the path does not exist or is none of these.
+    """
     from biax_keras.errors import UserError
 
     path = _os.fspath(path)
@@ -40,16 +123,21 @@ def load_model(path):
         raise UserError(f"model {path} does not exist; give a .keras file, a run folder "
                         f"(holding {RUN_MODEL_FILE}) or a SavedModel folder from `biax export`")
     if _os.path.isdir(path):
-        from biax_keras import export
-
-        if export.is_exported(path):
-            return export.ExportedModel(path)
+        if _os.path.isfile(_os.path.join(path, "saved_model.pb")):
+            return "saved_model", path
         inside = _os.path.join(path, RUN_MODEL_FILE)
         if not _os.path.isfile(inside):
+            best = _os.path.join(path, "checkpoints", "best.keras")
+            if _os.path.isfile(best):
+                raise UserError(f"{path} is a run that has not finished (no {RUN_MODEL_FILE}); "
+                                f"its best model so far is {best}: give that file")
             raise UserError(f"{path} is a folder without {RUN_MODEL_FILE} or saved_model.pb: not "
                             f"a finished run folder or an exported model")
         path = inside
-    return _load_keras_file(path)
+    if not path.endswith(".keras"):
+        raise UserError(f"{path} is not a model: expected a .keras file, a run folder or a "
+                        f"SavedModel folder")
+    return "keras", path
 
 
 def _load_keras_file(path):
@@ -60,9 +148,6 @@ def _load_keras_file(path):
     from biax_keras import model as model_lib  # registers the custom classes
     from biax_keras.errors import UserError
 
-    if not path.endswith(".keras"):
-        raise UserError(f"{path} is not a model: expected a .keras file, a run folder or a "
-                        f"SavedModel folder")
     try:
         model = keras.saving.load_model(path, safe_mode=True, compile=False)
     except (OSError, ValueError, TypeError, KeyError, zipfile.BadZipFile) as e:

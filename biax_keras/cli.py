@@ -4,6 +4,11 @@ Every subcommand is a pair: `_add_<name>(subparsers)` declares its flags and
 `_run_<name>(args)` does the work and returns a JSON-able dict, which `--json`
 prints as one object on stdout (logs go to stderr). Exit codes: 0 success,
 2 user error (one line on stderr), 1 a bug.
+
+What can be checked without TensorFlow (paths, files that must or must not
+exist, flags that go together) is checked by `_check_<name>(args)` before
+TensorFlow is imported, so a typo costs a fraction of a second rather than
+TensorFlow's start-up. Every command creates the folders its outputs go into.
 """
 
 import argparse
@@ -15,13 +20,29 @@ import sys
 import tempfile
 import warnings
 
+import biax_keras
+from biax_keras import runs
 from biax_keras.errors import UserError
 
 log = logging.getLogger("biax_keras")
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default in --help, except where there is none to show."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or action.help is None \
+                or "default" in action.help:
+            return action.help
+        return super()._get_help_string(action)
+
+
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line and exit code 2."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         sys.stderr.write(f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
@@ -78,14 +99,15 @@ def _add_prepare(subparsers):
         # Beam's options pass through: none may be taken for an abbreviation of ours.
         allow_abbrev=False,
     )
-    p.add_argument("source")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--steps-per-quarter", type=_positive_int, default=4)
-    p.add_argument("--lowest-pitch", type=int, default=24)
-    p.add_argument("--num-notes", type=_positive_int, default=78)
+    p.add_argument("source", metavar="SOURCE", help="MIDI folder or file, TFRecord, bach, or .json/.pickle")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--steps-per-quarter", type=_positive_int, default=4,
+                   help="time steps per quarter note (4: 16th notes; for a JSB file, its own)")
+    p.add_argument("--lowest-pitch", type=int, default=24, help="MIDI pitch of the lowest note kept")
+    p.add_argument("--num-notes", type=_positive_int, default=78, help="number of notes kept")
     p.add_argument("--split", default="0.8,0.1,0.1",
                    help="train,valid,test fractions (ignored when the source has its own split)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the split")
     p.add_argument("--workers", type=_positive_int, default=None,
                    help="parallel readers (default: number of CPU cores)")
     p.add_argument("--max-steps", type=_positive_int, default=20000,
@@ -99,7 +121,18 @@ def _add_prepare(subparsers):
                    help="run as an Apache Beam pipeline on this runner (DirectRunner, "
                         "DataflowRunner, FlinkRunner, SparkRunner, ...); default: local "
                         "processes")
-    p.set_defaults(func=_run_prepare, pipeline_options=[])
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a prepared dataset already in DIR")
+    p.set_defaults(func=_run_prepare, check=_check_prepare, pipeline_options=[])
+
+
+def _check_prepare(args):
+    from biax_keras import prepared
+
+    if args.source != "bach" and not os.path.exists(args.source):
+        raise UserError(f"{args.source} does not exist; give a folder of MIDI files, a MIDI file, "
+                        f"a TFRecord of NoteSequences, `bach` or a JSB .json/.pickle")
+    prepared.check_out(args.out, args.overwrite)
 
 
 def _run_prepare(args):
@@ -119,6 +152,7 @@ def _run_prepare(args):
         max_steps=args.max_steps,
         limit=args.limit,
         shards=args.shards,
+        overwrite=args.overwrite,
     )
     if args.runner is not None:
         from biax_keras import beam
@@ -144,9 +178,10 @@ def _add_train(subparsers):
         description=(
             "Trains on the train split of DIR (made by `biax prepare`), validates on "
             "its valid split and writes the run folder RUN: config.json, logs/ "
-            "(TensorBoard), history.csv, checkpoints/best.keras and model.keras. "
-            "Running the same command on an unfinished RUN resumes it. The note range "
-            "and resolution come from the data. Config files: training/configs/*.json."
+            "(TensorBoard), history.csv, checkpoints/best.keras and, at the end, "
+            "model.keras with the weights of the best epoch. Running the same command "
+            "on an unfinished RUN resumes it. The note range and resolution come from "
+            "the data. Config files: training/configs/*.json; flags override them."
         ),
     )
     p.add_argument("--data", required=True, metavar="DIR", help="a prepared dataset folder")
@@ -173,7 +208,22 @@ def _add_train(subparsers):
     p.add_argument("--peer-timeout", type=_positive_float, default=None, metavar="SECONDS",
                    help="multi_worker: give up when the other workers do not answer for this "
                         "long (default: 300)")
-    p.set_defaults(func=_run_train)
+    p.add_argument("--overwrite", action="store_true",
+                   help="discard what RUN holds (a finished run, or one on other data) and start again")
+    p.set_defaults(func=_run_train, check=_check_train)
+
+
+def _check_train(args):
+    from biax_keras import prepared
+
+    if not prepared.is_prepared(args.data):
+        raise UserError(f"{args.data} is not a prepared dataset (no meta.json); "
+                        f"run `biax prepare SOURCE --out {args.data}` first")
+    if args.config is not None and not os.path.isfile(args.config):
+        raise UserError(f"cannot read config {args.config}: no such file")
+    if args.init is not None and not os.path.isfile(args.init):
+        raise UserError(f"--init {args.init} does not exist (give a .keras file written by biax train)")
+    runs.check_out(args.out, args.data, args.overwrite)
 
 
 def _run_train(args):
@@ -184,7 +234,7 @@ def _run_train(args):
                  "patience": args.patience, "seed": args.seed,
                  "image_every": args.image_every, "sample_every": args.sample_every}
     report = train.train(args.data, args.out, args.config, strategy=args.strategy,
-                         overrides=overrides, init=args.init,
+                         overrides=overrides, init=args.init, overwrite=args.overwrite,
                          peer_timeout_s=args.peer_timeout or train.DEFAULT_PEER_TIMEOUT_S)
     if not args.json:
         print(train.format_report(report))
@@ -203,7 +253,11 @@ def _add_evaluate(subparsers):
         description=(
             "Two modes. Likelihood: --model PATH --data SRC [--split] gives the "
             "frame NLL in nats per step, its play and articulate parts and frame "
-            "accuracy on a prepared folder or a JSB-format .json/.pickle. "
+            "accuracy on a prepared folder (one --split of it), a JSB-format "
+            ".json/.pickle (one --split of it) or MIDI files (a file or a folder, "
+            "scored whole). Data the model cannot be scored on (another time "
+            "resolution, notes outside its range, no articulation for a model "
+            "that learned it) is refused, not scored. "
             "Music statistics: --generated DIR --reference DIR compares two sets "
             "of MIDI files (folders searched recursively): polyphony, silence, "
             "pitch range, pitch-class and note-length histograms with their KL "
@@ -213,43 +267,68 @@ def _add_evaluate(subparsers):
     )
     likelihood = p.add_argument_group("likelihood (--model)")
     likelihood.add_argument("--model", metavar="PATH", help="a .keras file, a run folder or a SavedModel")
-    likelihood.add_argument("--data", metavar="SRC", help="a prepared folder or a JSB-format .json/.pickle")
-    likelihood.add_argument("--split", choices=("train", "valid", "test"), default="valid",
-                            help="which split to score (default: valid)")
+    likelihood.add_argument("--data", metavar="SRC",
+                            help="a prepared folder, a JSB-format .json/.pickle, or a MIDI file or folder")
+    likelihood.add_argument("--split", choices=("train", "valid", "test"), default=None,
+                            help="which split of a prepared folder or JSB file to score (default: valid)")
     music = p.add_argument_group("music statistics (--generated)")
     music.add_argument("--generated", metavar="DIR", help="folder (or file) of generated MIDI")
     music.add_argument("--reference", metavar="DIR", help="folder (or file) of real MIDI to compare with")
     music.add_argument("--plot", metavar="FILE.png",
                        help="also draw the histograms side by side into this PNG file")
-    music.add_argument("--steps-per-quarter", type=_positive_int, default=4,
-                       help="time resolution the MIDI is read at (default: 4, 16th notes)")
-    p.set_defaults(func=_run_evaluate)
+    p.add_argument("--steps-per-quarter", type=_positive_int, default=None,
+                   help="time steps per quarter note: of the MIDI compared (default: 4, 16th notes), "
+                        "or of a JSB .json/.pickle given to --data (default: read from its name, "
+                        "e.g. jsb-chorales-quarter.json: 1)")
+    p.set_defaults(func=_run_evaluate, check=_check_evaluate)
 
 
-def _run_evaluate(args):
+def _check_evaluate(args):
     # The two modes share nothing but the subcommand: each branch checks its own flags.
     if args.model is not None and args.generated is not None:
         raise UserError("give either --model (likelihood) or --generated (music statistics), not both")
     if args.model is not None:
         if args.reference is not None or args.plot is not None:
             raise UserError("--reference and --plot go with --generated, not with --model")
-        return _evaluate_likelihood(args)
+        if args.data is None:
+            raise UserError("--model needs --data SRC (a prepared folder, a JSB-format "
+                            ".json/.pickle, or a MIDI file or folder)")
+        biax_keras.model_file(args.model)
+        if not os.path.exists(args.data):
+            raise UserError(f"--data {args.data} does not exist; give a prepared folder, a "
+                            f"JSB-format .json/.pickle, or a MIDI file or folder")
+        return
     if args.generated is not None:
-        if args.data is not None:
-            raise UserError("--data goes with --model; compare MIDI folders with --generated and --reference")
-        return _evaluate_music(args)
+        if args.data is not None or args.split is not None:
+            raise UserError("--data and --split go with --model; compare MIDI folders with "
+                            "--generated and --reference")
+        if args.reference is None:
+            raise UserError("--generated needs --reference DIR, the real music to compare with")
+        for flag, path in (("--generated", args.generated), ("--reference", args.reference)):
+            if not os.path.exists(path):
+                raise UserError(f"{flag} {path} does not exist; give a folder of MIDI files")
+        if args.plot is not None:
+            if not args.plot.lower().endswith(".png"):
+                raise UserError(f"--plot must name a .png file, got {args.plot}")
+            _check_output_folder(args.plot, "--plot")
+        return
     raise UserError(
         "nothing to evaluate: give --model PATH --data SRC (likelihood) "
         "or --generated DIR --reference DIR (music statistics)"
     )
 
 
+def _run_evaluate(args):
+    if args.model is not None:
+        return _evaluate_likelihood(args)
+    return _evaluate_music(args)
+
+
 def _evaluate_likelihood(args):
     from biax_keras import evaluate
 
-    if args.data is None:
-        raise UserError("--model needs --data SRC (a prepared folder or a JSB-format .json/.pickle)")
-    result = evaluate.evaluate_model(args.model, args.data, split=args.split)
+    result = evaluate.evaluate_model(args.model, args.data, split=args.split,
+                                     steps_per_quarter=args.steps_per_quarter)
     if not args.json:
         print(evaluate.format_scores(result))
     return result
@@ -258,19 +337,25 @@ def _evaluate_likelihood(args):
 def _evaluate_music(args):
     from biax_keras import musicstats
 
-    if args.reference is None:
-        raise UserError("--generated needs --reference DIR, the real music to compare with")
-    # Checked before the (long) reading, not after.
-    if args.plot is not None and not os.path.isdir(os.path.dirname(os.path.abspath(args.plot))):
-        raise UserError(f"cannot write --plot {args.plot}: its folder does not exist")
     result = musicstats.compare_sets(
-        args.generated, args.reference, steps_per_quarter=args.steps_per_quarter)
+        args.generated, args.reference, steps_per_quarter=args.steps_per_quarter or 4)
     if args.plot is not None:
         musicstats.plot_comparison(result["generated"], result["reference"], args.plot)
         result["plot"] = args.plot
     if not args.json:
         print(musicstats.format_comparison(result))
+        if args.plot is not None:
+            print(f"wrote {args.plot}")
     return result
+
+
+def _check_output_folder(path, flag):
+    """The folder `path` goes into must be a folder or creatable (it is created when written)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        raise UserError(f"cannot write {flag} {path}: {folder} is a file, not a folder")
 
 
 # ----------------------------------------------------------------------------
@@ -288,7 +373,8 @@ def _add_generate(subparsers):
             "FILE-1.mid ... FILE-K.mid. The music is in 4/4 at --bpm. A --primer is "
             "kept as the opening and the new steps continue it; its notes outside the "
             "model's range are dropped with a warning. --wav also renders FILE.wav "
-            "as `biax render` does (a General MIDI piano)."
+            "as `biax render` does (a General MIDI piano); the MIDI is written "
+            "first, whatever happens to the audio."
         ),
     )
     p.add_argument("--model", required=True, metavar="PATH",
@@ -300,21 +386,33 @@ def _add_generate(subparsers):
     length.add_argument("--steps", type=_positive_int, default=None,
                         help="length of the new music in steps (16th notes by default)")
     p.add_argument("--bpm", type=_positive_float, default=120.0,
-                   help="tempo in quarter notes per minute (default: 120)")
+                   help="tempo in quarter notes per minute")
     p.add_argument("--temperature", type=_positive_float, default=1.0,
-                   help="> 1 wilder, < 1 safer (default: 1)")
+                   help="> 1 wilder, < 1 safer")
     p.add_argument("--conservativity", type=_positive_float, default=1.0,
-                   help="P(play) is raised to this power: > 1 plays fewer notes (default: 1)")
+                   help="P(play) is raised to this power: > 1 plays fewer notes")
     p.add_argument("--adaptive", action="store_true",
                    help="lower the conservativity during silences, as the original did")
     p.add_argument("--seed", type=int, default=0, help="the same seed gives the same music")
     p.add_argument("--primer", metavar="FILE.mid", default=None, help="MIDI to continue")
     p.add_argument("--num-samples", type=_positive_int, default=1, metavar="K",
-                   help="pieces composed in parallel (default: 1)")
+                   help="pieces composed in parallel")
     p.add_argument("--wav", action="store_true", help="also render each piece to WAV")
     p.add_argument("--soundfont", metavar="FILE.sf2", default=None,
                    help="General MIDI soundfont for --wav (default: $BIAX_SOUNDFONT, else pretty_midi's own)")
-    p.set_defaults(func=_run_generate)
+    p.set_defaults(func=_run_generate, check=_check_generate)
+
+
+def _check_generate(args):
+    import biax_keras.generate as generate_lib
+
+    biax_keras.model_file(args.model)
+    paths = generate_lib.output_paths(args.out, args.num_samples)
+    _check_output_folder(paths[0], "--out")
+    if args.primer is not None and not os.path.isfile(args.primer):
+        raise UserError(f"primer {args.primer} does not exist or is not a file")
+    if args.soundfont is not None and not os.path.isfile(args.soundfont):
+        raise UserError(f"--soundfont {args.soundfont} does not exist")
 
 
 def _run_generate(args):
@@ -327,7 +425,7 @@ def _run_generate(args):
         wav=args.wav, soundfont=args.soundfont)
     if not args.json:
         for piece in result["pieces"]:
-            wav = f" and {piece['wav']}" if "wav" in piece else ""
+            wav = f" and {piece['wav']}" if piece.get("wav") else ""
             print(f"wrote {piece['midi']}{wav}: {result['seconds']:.1f} s at {result['bpm']:g} bpm, "
                   f"{piece['notes']} notes")
     return result
@@ -349,18 +447,23 @@ def _add_export(subparsers):
         ),
     )
     p.add_argument("--model", required=True, metavar="PATH", help="a .keras file or a run folder")
-    p.add_argument("--out", required=True, metavar="DIR", help="the SavedModel folder to create")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="the SavedModel folder to create (with its parent folders)")
     p.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
-    p.set_defaults(func=_run_export)
+    p.set_defaults(func=_run_export, check=_check_export)
+
+
+def _check_export(args):
+    biax_keras.model_file(args.model)
+    if os.path.exists(args.out) and not args.overwrite:
+        raise UserError(f"{args.out} already exists; remove it, choose another --out, "
+                        f"or add --overwrite")
+    _check_output_folder(args.out, "--out")
 
 
 def _run_export(args):
-    import biax_keras
     from biax_keras import export
 
-    if os.path.exists(args.out) and not args.overwrite:  # before the (slow) loading
-        raise UserError(f"{args.out} already exists; remove it, choose another --out, "
-                        f"or add --overwrite")
     model = biax_keras.load_model(args.model)
     result = export.export_model(model, args.out, overwrite=args.overwrite)
     if not args.json:
@@ -537,6 +640,7 @@ _COMMANDS = [
 
 def build_parser():
     parser = _Parser(prog="biax", description="Biaxial recurrent network for polyphonic music.")
+    parser.add_argument("--version", action="version", version=f"biax {biax_keras.__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="more logging on stderr")
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for add in _COMMANDS:
@@ -556,6 +660,43 @@ def _quiet_tensorflow(verbose=False):
     # nothing here decodes audio through it.
     warnings.filterwarnings("ignore", message="Couldn't find ffmpeg", category=RuntimeWarning)
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+
+# XLA compiles the sampler in seconds at each start (most of a short `biax
+# generate`); TensorFlow can keep what it compiled on disk and reuse it when
+# the same function is compiled again. Set BIAX_XLA_CACHE to a folder to put
+# it elsewhere, or to an empty string to turn it off.
+XLA_CACHE_ENV = "BIAX_XLA_CACHE"
+_XLA_CACHE_FLAG = "--tf_xla_persistent_cache_directory"
+
+
+def xla_cache_folder():
+    """Where `biax` keeps compiled XLA programs, or None when turned off."""
+    folder = os.environ.get(XLA_CACHE_ENV)
+    if folder is None:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        try:
+            from importlib.metadata import version
+
+            tensorflow = version("tensorflow")
+        except Exception:  # any install without its metadata: one shared folder
+            tensorflow = "unknown"
+        # Programs compiled by one TensorFlow are never handed to another.
+        folder = os.path.join(base, "biax_keras", f"xla-tf{tensorflow}")
+    return folder or None
+
+
+def _persistent_xla_cache():
+    """Points TensorFlow's XLA compilation cache at `xla_cache_folder()` (before its import)."""
+    flags = os.environ.get("TF_XLA_FLAGS", "")
+    folder = xla_cache_folder()
+    if folder is None or _XLA_CACHE_FLAG in flags or "tensorflow" in sys.modules:
+        return
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:  # a read-only home: compile every time, as without the cache
+        return
+    os.environ["TF_XLA_FLAGS"] = f"{flags} {_XLA_CACHE_FLAG}={folder}".strip()
 
 
 # Lines TensorFlow's C++ start-up prints before its logging is set up, which
@@ -601,14 +742,18 @@ def main(argv=None):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.pipeline_options = extra  # for the Beam runner
     _quiet_tensorflow(args.verbose)
-    if not args.verbose and _needs_tensorflow(args):
-        _import_tensorflow_quietly()
     logging.basicConfig(
         level=logging.INFO if args.verbose or not args.json else logging.WARNING,
         stream=sys.stderr,
         format="%(message)s",
     )
     try:
+        if getattr(args, "check", None) is not None:
+            args.check(args)  # before TensorFlow's start-up
+        if _needs_tensorflow(args):
+            _persistent_xla_cache()
+            if not args.verbose:
+                _import_tensorflow_quietly()
         result = args.func(args)
     except UserError as e:
         sys.stderr.write(f"biax {args.command}: error: {e}\n")

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from biax_keras import representation
+from biax_keras import prepared, representation
 from biax_keras.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -156,6 +156,11 @@ def _read_task(task, settings):
         signal.setitimer(signal.ITIMER_REAL, _worker_timeout_s)
     try:
         return index, name, _read_piece(kind, payload, settings)
+    # The library's messages name no flags; these are `biax prepare`'s.
+    except representation.TooLongError as e:
+        return index, name, f"{e} (raise --max-steps to keep it)"
+    except representation.OutOfRangeError as e:
+        return index, name, f"{e}; widen it with --lowest-pitch/--num-notes"
     except representation.RepresentationError as e:
         return index, name, str(e)
     except _FileTimeout:
@@ -584,14 +589,6 @@ def _example(name, roll, beat):
         deterministic=True)
 
 
-def _check_out(out):
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file; give a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / "meta.json").is_file():
-        raise UserError(f"--out {out} is a folder with other files in it; give a new or "
-                        f"empty folder, or a prepared dataset to replace")
-
-
 def _replace_folder(new, out):
     """Put folder `new` at `out`, replacing a previous dataset there."""
     if not out.exists():
@@ -645,8 +642,10 @@ def shard_of(name, count):
 class _Plan:
     """Everything `prepare` decided before reading: what, how, where to."""
 
-    def __init__(self, source, out, found, assignment, settings, shards, timeout_s, meta):
+    def __init__(self, source, out, found, assignment, settings, shards, timeout_s, meta,
+                 overwrite=False):
         self.source = source
+        self.overwrite = overwrite
         self.out = out
         self.found = found
         self.assignment = assignment
@@ -660,7 +659,7 @@ def plan(source, out, *, steps_per_quarter=representation.DEFAULT_STEPS_PER_QUAR
          lowest_pitch=representation.DEFAULT_LOWEST_PITCH,
          num_notes=representation.DEFAULT_NUM_NOTES, split=DEFAULT_SPLIT, seed=0,
          max_steps=representation.DEFAULT_MAX_STEPS, limit=None, timeout_s=FILE_TIMEOUT_S,
-         shards=None):
+         shards=None, overwrite=False):
     """Check the settings, list the source and split it: what `prepare` and the
     Beam pipeline share before reading (arguments as for `prepare`)."""
     fractions = _check_fractions(split)
@@ -672,7 +671,7 @@ def plan(source, out, *, steps_per_quarter=representation.DEFAULT_STEPS_PER_QUAR
     if shards is not None and not 1 <= shards <= MAX_SHARDS:
         raise UserError(f"--shards must be between 1 and {MAX_SHARDS}, got {shards}")
     out = Path(out).absolute()
-    _check_out(out)
+    prepared.check_out(out, overwrite)
     found = _find_source(source, limit)
     names = [task[1] for task in found.tasks]
     assignment = found.own_split or assign_splits(names, fractions, seed)
@@ -682,7 +681,8 @@ def plan(source, out, *, steps_per_quarter=representation.DEFAULT_STEPS_PER_QUAR
             "num_notes": num_notes, "play_only": found.play_only, "source": str(source),
             "shards": counts}
     return _Plan(source, out, found, assignment,
-                 (steps_per_quarter, lowest_pitch, num_notes, max_steps), counts, timeout_s, meta)
+                 (steps_per_quarter, lowest_pitch, num_notes, max_steps), counts, timeout_s, meta,
+                 overwrite)
 
 
 def new_report(plan):
@@ -734,7 +734,7 @@ def finish(plan, staging, report, lengths, started):
         json.dumps({split: sorted(lengths[split]) for split in SPLITS}) + "\n")
     report["seconds"] = round(time.perf_counter() - started, 3)
     (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    _check_out(plan.out)  # someone may have put files there while we were reading
+    prepared.check_out(plan.out, plan.overwrite)  # someone may have put files there meanwhile
     _replace_folder(staging, plan.out)
 
 
@@ -742,7 +742,7 @@ def prepare(source, out, *, steps_per_quarter=representation.DEFAULT_STEPS_PER_Q
             lowest_pitch=representation.DEFAULT_LOWEST_PITCH,
             num_notes=representation.DEFAULT_NUM_NOTES, split=DEFAULT_SPLIT, seed=0,
             workers=None, max_steps=representation.DEFAULT_MAX_STEPS, limit=None,
-            timeout_s=FILE_TIMEOUT_S, shards=None):
+            timeout_s=FILE_TIMEOUT_S, shards=None, overwrite=False):
     """Read a source into sharded train/valid/test TFRecords, a report and meta.json.
 
     Sources: a folder of MIDI files (searched recursively, .mid/.midi in any
@@ -760,7 +760,7 @@ def prepare(source, out, *, steps_per_quarter=representation.DEFAULT_STEPS_PER_Q
 
     Args:
         source: path, or `"bach"`.
-        out: output folder; created, or replaced if it holds a prepared dataset.
+        out: output folder; created (with its parents).
         steps_per_quarter: steps per quarter note.
         lowest_pitch: MIDI pitch of note index 0.
         num_notes: number of notes in the roll.
@@ -772,6 +772,8 @@ def prepare(source, out, *, steps_per_quarter=representation.DEFAULT_STEPS_PER_Q
         timeout_s: a file that takes longer to read is skipped.
         shards: shards of the train split (see `shard_counts`); None picks
             from the number of pieces.
+        overwrite: replace a prepared dataset already in `out` (refused
+            otherwise: runs may have been trained on it).
 
     Returns:
         The report (also written to `out/report.json`):
@@ -781,12 +783,13 @@ def prepare(source, out, *, steps_per_quarter=representation.DEFAULT_STEPS_PER_Q
 
     Raises:
         UserError: a missing or unusable source, bad settings, an `out` that
-            would clobber other files, or not one readable piece.
+            would clobber other files or (without `overwrite`) a prepared
+            dataset, or not one readable piece.
     """
     started = time.perf_counter()
     job = plan(source, out, steps_per_quarter=steps_per_quarter, lowest_pitch=lowest_pitch,
                num_notes=num_notes, split=split, seed=seed, max_steps=max_steps, limit=limit,
-               timeout_s=timeout_s, shards=shards)
+               timeout_s=timeout_s, shards=shards, overwrite=overwrite)
     found = job.found
     log.info("reading %d pieces from %s into %s shards", len(found.tasks), found.label,
              "/".join(str(job.shards[s]) for s in SPLITS))

@@ -12,12 +12,18 @@ be set beside the published ones:
   as predicted to play when P(play) > 0.5. As with the NADE family, each
   note's P(play) is conditioned on the true notes below it (the model's chain
   rule), exactly the probabilities the NLL is made of.
+
+A score is only given where it means something: data at another time
+resolution than the model's, with notes outside its range, or without the
+articulation a model learned (every note held, never struck, which the model
+never saw) is refused with the reason, never scored.
 """
 
 import contextlib
 import dataclasses
 import logging
 import os
+import re
 import tempfile
 
 import numpy as np
@@ -31,6 +37,13 @@ log = logging.getLogger(__name__)
 _BATCH_SIZE = 16
 # JSB-format files are read on the 88 keys of the piano (MIDI 21..108).
 PIANO_LOWEST, PIANO_NOTES = 21, 88
+# MIDI files are read on every MIDI pitch, so that notes outside the model's
+# range are counted rather than lost.
+MIDI_LOWEST, MIDI_NOTES = 0, 128
+JSB_SUFFIXES = (".json", ".pickle", ".pkl")
+# A JSB-format file records no time resolution; the published files say it in
+# their names (jsb-chorales-quarter.json, jsb-chorales-16th.json).
+_RESOLUTION_WORDS = {"quarter": 1, "eighth": 2, "8th": 2, "16th": 4, "sixteenth": 4}
 
 
 @dataclasses.dataclass
@@ -145,71 +158,191 @@ def _quiet(logger):
         logger.setLevel(level)
 
 
-def _read_source(source, split, model_config):
-    """Pieces of `split` from a prepared folder or a JSB JSON/pickle file.
+def jsb_steps_per_quarter(path):
+    """The time resolution a JSB-format file's name states, or None.
+
+    `jsb-chorales-quarter.json` -> 1, `jsb-chorales-16th.json` -> 4.
+    """
+    words = re.split(r"[^a-z0-9]+", os.path.splitext(os.path.basename(path))[0].lower())
+    found = {_RESOLUTION_WORDS[w] for w in words if w in _RESOLUTION_WORDS}
+    return found.pop() if len(found) == 1 else None
+
+
+def _source_kind(source):
+    """"prepared", "jsb" or "midi" for a --data path that exists."""
+    from biax_keras import prepared
+    from biax_keras.musicstats import midi_files
+
+    if os.path.isdir(source):
+        if prepared.is_prepared(source):
+            return "prepared"
+        if midi_files(source):
+            return "midi"
+        raise UserError(f"{source} is neither a prepared dataset (no meta.json) nor a folder "
+                        f"of MIDI files (.mid, .midi, .kar)")
+    if source.lower().endswith(JSB_SUFFIXES):
+        return "jsb"
+    if midi_files(source):
+        return "midi"
+    raise UserError(f"{source} is not a prepared folder, a JSB .json/.pickle file or a MIDI "
+                    f"file (.mid, .midi, .kar)")
+
+
+def _read_midi(source, model_config):
+    """Every MIDI file of `source` (a file or a folder) at the model's resolution.
 
     Returns:
-        `(pieces, meta)`: pieces as `(roll, beat)` in the data's own range.
+        `(pieces, meta, skipped)`: pieces as `(roll, beat)` on all 128 pitches.
+    """
+    from biax_keras import representation
+    from biax_keras.musicstats import midi_files
+
+    pieces, skipped = [], []
+    for path in midi_files(source):
+        try:
+            roll, beat = representation.midi_to_roll(
+                path, steps_per_quarter=model_config.steps_per_quarter,
+                lowest_pitch=MIDI_LOWEST, num_notes=MIDI_NOTES)
+        except (representation.RepresentationError, OSError) as e:
+            skipped.append({"path": path, "reason": " ".join(str(e).split()) or type(e).__name__})
+            continue
+        if len(roll):
+            pieces.append((roll, beat))
+        else:
+            skipped.append({"path": path, "reason": "no notes"})
+    for item in skipped:
+        log.warning("skipped %s: %s", item["path"], item["reason"])
+    if not pieces:
+        first = f" (e.g. {skipped[0]['path']}: {skipped[0]['reason']})" if skipped else ""
+        raise UserError(f"no MIDI file in {source} could be read{first}")
+    meta = {"steps_per_quarter": model_config.steps_per_quarter, "lowest_pitch": MIDI_LOWEST,
+            "num_notes": MIDI_NOTES, "play_only": False}
+    return pieces, meta, skipped
+
+
+def _split_counts(source):
+    """Pieces per split of a prepared folder, from its report (empty if unknown)."""
+    import json
+
+    try:
+        with open(os.path.join(source, "report.json")) as f:
+            return {k: int(v) for k, v in json.load(f)["pieces"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def _read_source(source, split, model_config, steps_per_quarter=None):
+    """Pieces of `split` from a prepared folder or a JSB JSON/pickle file, or MIDI files.
+
+    Returns:
+        `(pieces, meta, skipped, split)`: pieces as `(roll, beat)` in the
+        data's own range; meta with the data's steps_per_quarter,
+        lowest_pitch, num_notes and play_only; the MIDI files that could not
+        be read; the split scored (None for MIDI files, scored whole).
     """
     from biax_keras import data
 
     if not os.path.exists(source):
-        raise UserError(f"{source} does not exist; give a prepared folder or a JSB .json/.pickle file")
-    if os.path.isdir(source):
+        raise UserError(f"{source} does not exist; give a prepared folder, a JSB .json/.pickle "
+                        f"file, or a MIDI file or folder")
+    kind = _source_kind(source)
+    if kind == "midi":
+        if split is not None:
+            raise UserError(f"--split applies to prepared folders and JSB files; the MIDI in "
+                            f"{source} is scored whole: leave --split out")
+        return _read_midi(source, model_config) + (None,)
+    split = split or "valid"
+    if kind == "prepared":
+        if steps_per_quarter is not None:
+            raise UserError(f"{source} is prepared at its own resolution; leave --steps-per-quarter "
+                            f"out (it is for JSB .json/.pickle files)")
         meta = data.load_meta(source)
-        return [(roll, beat) for _, roll, beat in data.read_pieces(source, split)], meta
-    # A JSB-format file: prepare it on the whole piano (so that notes outside
-    # the model's range are counted, not silently dropped) at the model's
-    # resolution, in a scratch folder.
+        return [(roll, beat) for _, roll, beat in data.read_pieces(source, split)], meta, [], split
+    # A JSB-format file: its resolution is stated, or read from its name; it
+    # is prepared on the whole piano (so that notes outside the model's range
+    # are counted, not silently dropped) in a scratch folder.
+    resolution = steps_per_quarter or jsb_steps_per_quarter(source)
+    if resolution is None:
+        raise UserError(f"{source} does not say its time resolution; give it with "
+                        f"--steps-per-quarter (1 for quarter notes, 4 for 16th notes)")
+    if resolution != model_config.steps_per_quarter:
+        raise UserError(_resolution_mismatch(source, resolution, model_config))
     with tempfile.TemporaryDirectory(prefix="biax-evaluate-") as scratch:
         out = os.path.join(scratch, "prepared")
         with _quiet(data.log):
             report = data.prepare(
                 source,
                 out,
-                steps_per_quarter=model_config.steps_per_quarter,
+                steps_per_quarter=resolution,
                 lowest_pitch=PIANO_LOWEST,
                 num_notes=PIANO_NOTES,
             )
-        meta = dict(data.load_meta(out), notes_dropped=int(report.get("notes_dropped", 0)))
-        return [(roll, beat) for _, roll, beat in data.read_pieces(out, split)], meta
+        meta = dict(data.load_meta(out), notes_dropped=int(report.get("notes_dropped", 0)),
+                    split_counts=report.get("pieces", {}))
+        return [(roll, beat) for _, roll, beat in data.read_pieces(out, split)], meta, [], split
 
 
-def evaluate_model(model_path, source, split="valid"):
+def _resolution_mismatch(source, data_resolution, config):
+    def words(n):
+        return {1: "quarter notes", 2: "eighth notes", 4: "16th notes"}.get(n, f"{n} steps per quarter note")
+
+    return (f"{source} is at {words(data_resolution)} and the model at "
+            f"{words(config.steps_per_quarter)}; its frame NLL would mean nothing. Score data at "
+            f"{config.steps_per_quarter} steps per quarter note (prepared with --steps-per-quarter "
+            f"{config.steps_per_quarter}, or MIDI files), or a model trained at this resolution")
+
+
+def _empty_split_hint(source, split, meta):
+    counts = meta.get("split_counts") or (_split_counts(source) if os.path.isdir(source) else {})
+    others = [name for name, n in counts.items() if n and name != split]
+    if others:
+        return f"its pieces are in --split {' or --split '.join(others)}"
+    return "prepare it with more pieces"
+
+
+def evaluate_model(model_path, source, split=None, steps_per_quarter=None):
     """Frame NLL, its parts and frame accuracy of a model on a dataset split.
 
     Args:
         model_path: a `.keras` file, a run folder or an exported SavedModel.
-        source: a prepared folder, or a JSB-format JSON/pickle file (scored at
-            the model's own resolution and note range).
-        split: `train`, `valid` or `test`.
+        source: a prepared folder; a JSB-format JSON/pickle file (at the
+            resolution `steps_per_quarter` or its name states, on the model's
+            note range); or a MIDI file or folder of them (read at the
+            model's resolution, every file scored whole).
+        split: `train`, `valid` or `test` of a prepared folder or JSB file
+            (default `valid`); must be None for MIDI.
+        steps_per_quarter: the time resolution of a JSB-format file.
 
     Returns:
         A JSON-able dict: frame_nll, play_nll, articulate_nll, accuracy,
-        pieces, steps, and notes about what was scored.
+        pieces, steps, skipped (MIDI files that could not be read), and notes
+        about what was scored.
 
     Raises:
-        UserError: for a missing or empty split, or data the model's note range
-            does not cover.
+        UserError: for a missing or empty split, or data the model cannot be
+            scored on: another time resolution, notes outside the model's
+            range, or no articulation for a model that learned it.
     """
     import biax_keras
 
     model = biax_keras.load_model(model_path)
     config = model.config
-    pieces, meta = _read_source(source, split, config)
+    pieces, meta, skipped, split = _read_source(source, split, config, steps_per_quarter)
     if not pieces:
-        raise UserError(f"split {split!r} of {source} holds no pieces; try --split valid or --split test")
+        raise UserError(f"split {split!r} of {source} holds no pieces; "
+                        f"{_empty_split_hint(source, split, meta)}")
 
     if int(meta["steps_per_quarter"]) != config.steps_per_quarter:
-        raise UserError(
-            f"{source} has {meta['steps_per_quarter']} steps per quarter note and the model "
-            f"{config.steps_per_quarter}; prepare the data with --steps-per-quarter "
-            f"{config.steps_per_quarter}")
+        raise UserError(_resolution_mismatch(source, int(meta["steps_per_quarter"]), config))
     notes = []
     play_only = bool(config.play_only)
     if meta.get("play_only") and not play_only:
-        play_only = True
-        notes.append("the data has no articulation: scored play only")
+        raise UserError(
+            f"{source} has no articulation (every note held, never struck) and the model "
+            f"learned articulation, so it was never shown such input and its frame NLL would "
+            f"mean nothing; score it with a play-only model (e.g. saved_models/jsb_chorales), "
+            f"or score this model on data with articulation (MIDI files, or a folder prepared "
+            f"from them)")
     fitted, outside = [], meta.get("notes_dropped", 0)
     for roll, beat in pieces:
         roll, dropped = _fit_range(roll, meta["lowest_pitch"], config.lowest_pitch, config.num_notes)
@@ -223,14 +356,18 @@ def evaluate_model(model_path, source, split="valid"):
             f"--lowest-pitch {config.lowest_pitch} --num-notes {config.num_notes}"
         )
     result = score_pieces(model, fitted, play_only).as_dict()
-    result.update(split=split, source=str(source), play_only=play_only, notes=notes)
+    if skipped:
+        notes.append(f"{len(skipped)} MIDI file(s) could not be read and were skipped")
+    result.update(split=split, source=str(source), play_only=play_only, notes=notes,
+                  skipped=skipped)
     return result
 
 
 def format_scores(result):
     """A short human summary of `evaluate_model`'s result."""
     lines = [
-        f"{result['pieces']} pieces, {result['steps']} steps ({result['split']})",
+        f"{result['pieces']} pieces, {result['steps']} steps "
+        f"({result['split'] or 'whole MIDI files'})",
         f"frame NLL      {result['frame_nll']:.4f} nats/step",
         f"  play         {result['play_nll']:.4f}",
     ]

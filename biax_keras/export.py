@@ -132,26 +132,28 @@ def export_model(model, out, overwrite=False):
 
     Args:
         model: a `BiaxialModel`.
-        out: the folder to create.
+        out: the folder to create (with its parent folders).
         overwrite: replace `out` if it exists.
 
     Returns:
         dict: `out`, `signatures` and the model's `config`.
 
     Raises:
-        UserError: `out` exists (without `overwrite`) or its parent folder
-            does not.
+        UserError: `out` exists (without `overwrite`) or a file is in the
+            way of its parent folder.
     """
     import keras
 
     out = os.path.abspath(os.fspath(out))
     parent = os.path.dirname(out)
-    if not os.path.isdir(parent):
-        raise UserError(f"cannot export to {out}: the folder {parent} does not exist")
     if os.path.exists(out) and not overwrite:
         raise UserError(f"{out} already exists; remove it, choose another --out, or add --overwrite")
     if not hasattr(model, "note_axis"):
         raise UserError("only a Keras biaxial model (a .keras file or run folder) can be exported")
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UserError(f"cannot export to {out}: a file is in the way of its folder {parent}") from None
 
     functions = _signatures(model)
     archive = keras.export.ExportArchive()

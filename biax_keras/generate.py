@@ -59,7 +59,7 @@ from typing import NamedTuple
 import numpy as np
 
 from biax_keras.errors import UserError
-from biax_keras.render import check_audio, render_wav
+from biax_keras import render
 
 log = logging.getLogger(__name__)
 
@@ -774,7 +774,9 @@ def compose(model_path, out, steps=None, seconds=None, bpm=DEFAULT_BPM, seed=0,
     """Load a model, compose, and write MIDI (and WAV) files: `biax generate`.
 
     Everything a user can get wrong is checked before the model runs, and
-    each file is written under a temporary name and renamed.
+    each file is written under a temporary name and renamed. Every MIDI file
+    is written before any audio is rendered, so audio cannot lose the music:
+    if rendering fails, the error names the MIDI files already written.
 
     Args:
         model_path: a `.keras` file, run folder or exported SavedModel.
@@ -785,7 +787,9 @@ def compose(model_path, out, steps=None, seconds=None, bpm=DEFAULT_BPM, seed=0,
         seed, temperature, conservativity, adaptive: see `generate_batch`.
         primer_path: a MIDI file to continue, or None.
         num_samples: pieces to compose in parallel.
-        wav: also render each piece to a .wav beside its .mid.
+        wav: also render each piece to a .wav beside its .mid
+            (`render.choose_synth("auto")`: the soundfont piano where
+            installed, sine waves as a warned last resort).
         soundfont: the .sf2 for `wav`.
 
     Returns:
@@ -803,8 +807,10 @@ def compose(model_path, out, steps=None, seconds=None, bpm=DEFAULT_BPM, seed=0,
     folder = os.path.dirname(os.path.abspath(paths[0]))
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise UserError(f"cannot write {paths[0]}: {folder} is not a folder")
+    synth = None
     if wav:
-        soundfont = check_audio(soundfont)
+        soundfont = render.check_audio(soundfont)
+        synth = render.choose_synth("auto")  # says so when only sine waves are left
     if not (math.isfinite(bpm) and bpm > 0):
         raise UserError(f"the tempo (bpm) must be positive, got {bpm}")
     model = biax_keras.load_model(model_path)
@@ -835,13 +841,20 @@ def compose(model_path, out, steps=None, seconds=None, bpm=DEFAULT_BPM, seed=0,
     for roll, path in zip(rolls, paths):
         representation.roll_to_midi(roll, path, config.steps_per_quarter, config.lowest_pitch,
                                     qpm=bpm, time_signature=DEFAULT_TIME_SIGNATURE)
-        piece = {"midi": path,
-                 "notes": int(np.sum(roll[..., 1])),
-                 "silent_steps": int(np.sum(~roll[..., 0].any(axis=-1)))}
-        if wav:
-            piece["wav"] = os.path.splitext(path)[0] + ".wav"
-            render_wav(path, piece["wav"], soundfont)
-        pieces.append(piece)
+        pieces.append({"midi": path,
+                       "notes": int(np.sum(roll[..., 1])),
+                       "silent_steps": int(np.sum(~roll[..., 0].any(axis=-1)))})
+    if wav:
+        for piece in pieces:
+            wav_path = os.path.splitext(piece["midi"])[0] + ".wav"
+            try:
+                render.render_wav(piece["midi"], wav_path, soundfont, synth=synth)
+            except Exception as e:  # whatever the synthesizer raises, the MIDI stays
+                written = ", ".join(p["midi"] for p in pieces)
+                reason = " ".join(str(e).split())[:200] or type(e).__name__
+                raise UserError(f"wrote {written}, but could not render {wav_path} ({reason}); "
+                                f"render it later with `biax render {piece['midi']}`") from None
+            piece["wav"] = wav_path
 
     primer_steps = 0 if primer is None else len(primer[0])
     seconds_per_step = SECONDS_PER_MINUTE / bpm / config.steps_per_quarter
@@ -858,6 +871,7 @@ def compose(model_path, out, steps=None, seconds=None, bpm=DEFAULT_BPM, seed=0,
         "num_samples": num_samples,
         "primer": primer_path,
         "primer_notes_dropped": notes_dropped,
+        "synth": synth,
         "generate_seconds": round(generate_seconds, 3),
     }
 

@@ -804,19 +804,24 @@ def plot_comparison(generated_stats, reference_stats, path, labels=("generated",
 
     Args:
         generated_stats, reference_stats: dicts from `set_statistics`.
-        path: the PNG file to write (written to a temporary file, then renamed).
+        path: the PNG file to write (its folder is created; written to a
+            temporary file, then renamed, with the permissions of any new file).
         labels: legend names of the two sets.
 
     Raises:
-        UserError: if the folder of `path` does not exist.
+        UserError: if the folder of `path` cannot be made (a file is in the way).
     """
     # The Figure API draws without pyplot, so no global backend is switched
     # and no window opens; PNG output goes through Agg.
     from matplotlib.figure import Figure
 
+    from biax_keras.files import write_atomic
+
     folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise UserError(f"cannot write {path}: folder {folder} does not exist")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UserError(f"cannot write {path}: a file is in the way of its folder {folder}") from None
     figure = Figure(figsize=(15, 4.5), layout="constrained")
     axes = figure.subplots(1, 3)
     panels = (("pitch_class_histogram", "pitch class of onsets", "share of notes"),
@@ -832,11 +837,4 @@ def plot_comparison(generated_stats, reference_stats, path, labels=("generated",
         ax.set_title(title)
         ax.set_ylabel(ylabel)
     axes[0].legend()
-    handle, temporary = tempfile.mkstemp(suffix=".png", dir=folder)
-    os.close(handle)
-    try:
-        figure.savefig(temporary, format="png", dpi=100)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    write_atomic(path, lambda tmp: figure.savefig(tmp, format="png", dpi=100))

@@ -227,7 +227,7 @@ def _range_text(lowest_pitch, num_notes):
 def _too_long(steps, steps_per_quarter, max_steps):
     return TooLongError(
         f"too long: {steps:,.0f} steps at {steps_per_quarter} per quarter note, "
-        f"more than the limit of {max_steps:,} (raise --max-steps to keep it)")
+        f"more than the limit of {max_steps:,}")
 
 
 def note_sequence_to_roll(ns, steps_per_quarter=DEFAULT_STEPS_PER_QUARTER,
@@ -283,7 +283,7 @@ def note_sequence_to_roll(ns, steps_per_quarter=DEFAULT_STEPS_PER_QUARTER,
     if not in_range.any():
         raise OutOfRangeError(
             f"all {len(notes)} notes are outside the note range "
-            f"{_range_text(lowest_pitch, num_notes)}; widen it with --lowest-pitch/--num-notes")
+            f"{_range_text(lowest_pitch, num_notes)}")
 
     tempo_map = _tempo_map(ns)
     index = index[in_range]
@@ -370,7 +370,7 @@ def pitch_sets_to_roll(pitch_sets, steps_per_quarter=DEFAULT_STEPS_PER_QUARTER,
     if not in_range.any():
         raise OutOfRangeError(
             f"all {len(pitch)} notes are outside the note range "
-            f"{_range_text(lowest_pitch, num_notes)}; widen it with --lowest-pitch/--num-notes")
+            f"{_range_text(lowest_pitch, num_notes)}")
     roll = np.zeros((num_steps, num_notes, 2), np.uint8)
     roll[step_index[in_range], index[in_range], 0] = 1
     beat = bar_positions(num_steps, steps_per_quarter, time_signature)

@@ -37,6 +37,7 @@ import time
 import typing
 from pathlib import Path
 
+from biax_keras import runs
 from biax_keras.errors import UserError
 from biax_keras.model import BiaxialConfig
 
@@ -45,15 +46,15 @@ log = logging.getLogger(__name__)
 # Model config keys that describe the data rather than the network: they are
 # read from the prepared folder's meta.json.
 DATA_KEYS = ("lowest_pitch", "num_notes", "steps_per_quarter", "play_only")
-RUN_FILES = ("config.json", "logs", "history.csv", "checkpoints", "backup", "model.keras")
+RUN_FILES = runs.RUN_FILES
 # TensorBoard: how much of the validation window is drawn (4 bars of 4/4 in
 # sixteenths), and the tags of the pictures and the sound.
 IMAGE_STEPS = 64
 OUTPUT_IMAGE_TAG = "valid/true vs model"
 SAMPLE_IMAGE_TAG = "sample/roll"
 SAMPLE_AUDIO_TAG = "sample/audio"
-BEST_CHECKPOINT = "best.keras"
-WORKERS = "workers"
+BEST_CHECKPOINT = runs.BEST_CHECKPOINT
+WORKERS = runs.WORKERS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -569,51 +570,36 @@ def _worker(strategy):
 # ----------------------------------------------------------------------------
 
 
-def _backup_epoch(backup_dir):
-    """The epoch a Keras BackupAndRestore backup resumes at, or None."""
-    try:
-        with open(Path(backup_dir) / "training_metadata.json") as f:
-            return int(json.load(f)["epoch"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _check_run_folder(run_dir, config_dict):
+def _check_run_folder(run_dir, config_dict, data_dir, overwrite=False):
     """Check that the run folder is new or empty, or holds this run unfinished.
 
     Returns:
-        The epoch the run resumes at (0 for a new run).
+        `(initial_epoch, replace)`: the epoch the run resumes at (0 for a new
+        run), and whether what the folder holds is to be discarded first
+        (only with `overwrite`).
     """
-    run_dir = Path(run_dir)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise UserError(f"--out {run_dir} is a file; give a folder for the run")
-    # `workers/` is where the other workers of a cluster write (see `train`).
-    if run_dir.is_dir() and any(p.name != WORKERS for p in run_dir.iterdir()):
-        previous_path = run_dir / "config.json"
-        if not previous_path.is_file():
-            raise UserError(f"--out {run_dir} holds other files (no config.json); "
-                            "give a new or empty folder for the run")
-        resume_epoch = _backup_epoch(run_dir / "backup")
-        if resume_epoch is None:
-            if (run_dir / "model.keras").exists():
-                raise UserError(f"{run_dir} holds a finished run (model.keras); "
-                                "give a new --out to train again")
-            log.info("%s holds a run that never finished an epoch: starting it again", run_dir)
-            return 0
-        try:
-            previous = json.loads(previous_path.read_text())
-        except ValueError:
-            previous = {}
-        if previous.get("model") != config_dict["model"]:
-            raise UserError(f"{run_dir} holds an unfinished run of a different model config; "
-                            "give a new --out, or the same config to resume it")
-        changed = sorted(k for k, v in config_dict["train"].items()
-                         if previous.get("train", {}).get(k) != v)
-        if changed:
-            log.warning("resuming %s with changed train settings: %s", run_dir, ", ".join(changed))
-        log.info("resuming %s at epoch %d", run_dir, resume_epoch + 1)
-        return resume_epoch
-    return 0
+    state = runs.check_out(run_dir, data_dir, overwrite)
+    if state == "replace":
+        return 0, True
+    if state == "new":
+        return 0, False
+    resume_epoch = runs.backup_epoch(run_dir)
+    if resume_epoch is None:
+        log.info("%s holds a run that never finished an epoch: starting it again", run_dir)
+        return 0, False
+    try:
+        previous = json.loads((Path(run_dir) / runs.CONFIG_FILE).read_text())
+    except ValueError:
+        previous = {}
+    if previous.get("model") != config_dict["model"]:
+        raise UserError(f"{run_dir} holds an unfinished run of a different model config; "
+                        "give a new --out, or the same config to resume it")
+    changed = sorted(k for k, v in config_dict["train"].items()
+                     if previous.get("train", {}).get(k) != v)
+    if changed:
+        log.warning("resuming %s with changed train settings: %s", run_dir, ", ".join(changed))
+    log.info("resuming %s at epoch %d", run_dir, resume_epoch + 1)
+    return resume_epoch, False
 
 
 def _write_json_atomic(path, value):
@@ -637,6 +623,19 @@ def _history_rows(path):
             return list(csv.DictReader(f))
     except OSError:
         return []
+
+
+def _best_epoch(history_path, key="val_frame_nll"):
+    """`(lowest key, its epoch counted from 1)` in history.csv, or `(None, None)`."""
+    best, epoch = None, None
+    for row in _history_rows(history_path):
+        try:
+            value, number = float(row[key]), int(row["epoch"]) + 1
+        except (KeyError, ValueError, TypeError):
+            continue
+        if math.isfinite(value) and (best is None or value < best):
+            best, epoch = value, number
+    return best, epoch
 
 
 def _best_so_far(history_path, before_epoch, key="val_frame_nll"):
@@ -847,7 +846,8 @@ def _mixed_policy():
 
 
 def train(data_dir, run_dir, config=None, strategy=None, overrides=None, init=None,
-          callbacks=(), verbose=None, peer_timeout_s=DEFAULT_PEER_TIMEOUT_S):
+          callbacks=(), verbose=None, peer_timeout_s=DEFAULT_PEER_TIMEOUT_S,
+          overwrite=False):
     """Train a biaxial model on a prepared dataset; resume an unfinished run.
 
     Args:
@@ -866,11 +866,17 @@ def train(data_dir, run_dir, config=None, strategy=None, overrides=None, init=No
         peer_timeout_s: under `multi_worker` with a cluster, a worker that
             waits this long for the others (to start, or for a step) ends
             with one line and exit code 2 (see `PeerWatchdog`).
+        overwrite: discard a finished run in `run_dir`, or an unfinished one
+            on another dataset, and start again (refused otherwise).
+
+    The run's `model.keras` holds the weights of the epoch with the best
+    valid frame NLL (those of `checkpoints/best.keras`), as Keras's
+    `restore_best_weights` would; without validation, the last epoch's.
 
     Returns:
         A JSON-able report: run folder, model path, parameters, epochs
-        (initial and final), the last epoch's metrics, best valid frame NLL,
-        seconds.
+        (initial and final), the last epoch's metrics, best valid frame NLL
+        and its epoch (`best_epoch`, counted from 1), seconds.
 
     Raises:
         UserError: not a prepared dataset, a bad config, a window longer than
@@ -911,7 +917,7 @@ def _train(data_dir, run_dir, config, strategy, overrides, init, callbacks, verb
     # multi-worker advice): the run folder is the chief's alone.
     work_dir = run_dir if chief else run_dir / WORKERS / f"worker-{task_id}"
     config_dict = config_to_dict(model_config, train_config)
-    initial_epoch = _check_run_folder(work_dir, config_dict)
+    initial_epoch, replace = _check_run_folder(work_dir, config_dict, data_dir, overwrite)
 
     # A resumed run draws new windows rather than replaying the first epochs'.
     data_seed = train_config.seed + initial_epoch
@@ -927,8 +933,12 @@ def _train(data_dir, run_dir, config, strategy, overrides, init, callbacks, verb
         steps_per_epoch = math.ceil(pieces / train_config.batch_size)
 
     # Everything the user gave has been checked: only now is the folder written.
+    if replace:
+        log.warning("--overwrite: discarding the run in %s", work_dir)
+        runs.clear(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     _write_json_atomic(work_dir / "config.json", config_dict)
+    runs.record_data(work_dir, data_dir, meta.get("source"))
 
     keras.utils.set_random_seed(train_config.seed)
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
@@ -991,6 +1001,14 @@ def _train(data_dir, run_dir, config, strategy, overrides, init, callbacks, verb
     if last and not math.isfinite(last.get("loss", 0.0)):
         raise UserError(f"training diverged (loss {last['loss']}); {work_dir}/checkpoints holds "
                         "the best model so far; try a lower --learning-rate")
+    best_path = work_dir / "checkpoints" / BEST_CHECKPOINT
+    best, best_epoch = _best_epoch(history_path)
+    last_epoch = initial_epoch + len(next(iter(history.history.values()), []))
+    if best_path.is_file() and best_epoch is not None and best_epoch != last_epoch:
+        # The run's model is its best one, not merely its last.
+        model.load_weights(best_path)
+        log.info("model.keras: the weights of epoch %d (best valid frame NLL %.4f), not of "
+                 "the last epoch %d", best_epoch, best, last_epoch)
     model_path = work_dir / "model.keras"
     save_model_atomic(model, model_path)
     # Only now is the backup redundant: a kill before this line resumes.
@@ -1001,7 +1019,6 @@ def _train(data_dir, run_dir, config, strategy, overrides, init, callbacks, verb
             (run_dir / WORKERS).rmdir()
 
     rows = _history_rows(history_path)
-    best = _best_so_far(history_path, train_config.epochs)
     return {
         "run": str(run_dir),
         "model": str(run_dir / "model.keras"),
@@ -1012,6 +1029,7 @@ def _train(data_dir, run_dir, config, strategy, overrides, init, callbacks, verb
         "steps_per_epoch": steps_per_epoch,
         "last": last,
         "best_val_frame_nll": best,
+        "best_epoch": best_epoch,
         "config": config_dict,
         "seconds": round(time.monotonic() - started, 3),
     }
@@ -1058,9 +1076,10 @@ def format_report(report):
     lines = [
         f"trained {report['epochs_run']} epoch(s) (epochs {report['initial_epoch'] + 1}.."
         f"{report['epochs']}) in {report['seconds']:.0f} s",
-        f"valid frame NLL: best {best:.4f} nats per step" if best is not None else
-        "valid frame NLL: none recorded",
-        f"model: {report['model']}",
+        f"valid frame NLL: best {best:.4f} nats per step (epoch {report['best_epoch']})"
+        if best is not None else "valid frame NLL: none recorded",
+        f"model: {report['model']}" + (f" (the weights of epoch {report['best_epoch']}, the best)"
+                                       if best is not None else ""),
         f"TensorBoard: tensorboard --logdir {Path(report['run']) / 'logs'}",
     ]
     return "\n".join(lines)

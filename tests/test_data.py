@@ -84,10 +84,16 @@ def test_split_is_seeded_by_piece():
     assert sorted(small.values()) == ["test", "train", "valid"]
 
 
-def test_prepare_replaces_a_previous_dataset_and_guards_other_folders(write_midi, tmp_path):
+def test_prepare_replaces_a_previous_dataset_only_when_asked_and_guards_other_folders(
+        write_midi, tmp_path):
     out = tmp_path / "out"
     data.prepare(write_midi("a.mid"), out)
-    data.prepare(write_midi("b.mid", [(62, 0, 1)]), out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    # Runs may have been trained on it: refused, saying what it holds.
+    with pytest.raises(UserError, match=r"already holds a prepared dataset \(1 pieces from .*a\.mid\).*--overwrite"):
+        data.prepare(write_midi("b.mid", [(62, 0, 1)]), out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    data.prepare(tmp_path / "b.mid", out, overwrite=True)
     assert json.loads((out / "report.json").read_text())["read"] == [str(tmp_path / "b.mid")]
 
     precious = tmp_path / "precious"

@@ -120,7 +120,8 @@ JSB_SPLITS = {
 def jsb_file(tmp_path_factory):
     import json
 
-    path = tmp_path_factory.mktemp("jsb") / "tiny-jsb.json"
+    # Named like the published files, whose names state their resolution.
+    path = tmp_path_factory.mktemp("jsb") / "tiny-jsb-quarter.json"
     path.write_text(json.dumps(JSB_SPLITS))
     return path
 
@@ -169,13 +170,74 @@ def test_cli_scores_a_jsb_file_and_its_export_agrees(jsb_file, tmp_path, capsys)
     assert from_export["accuracy"] == result["accuracy"]
 
 
-def test_cli_articulating_model_on_play_only_data_scores_play_and_says_so(jsb_file, tmp_path,
-                                                                          capsys):
+def test_cli_articulating_model_on_play_only_data_is_refused(jsb_file, tmp_path, capsys):
+    # The model learned articulation; data with none (every note held, never
+    # struck) is input it never saw: no score, the reason and what would do.
     model_path = _tiny_model_file(tmp_path, play_only=False)
-    code, result, _ = _evaluate_cli(capsys, "--model", model_path, "--data", jsb_file)
+    code, result, err = _evaluate_cli(capsys, "--model", model_path, "--data", jsb_file)
+    assert code == 2 and result is None
+    line, = err.strip().splitlines()
+    assert "no articulation" in line and "play-only model" in line
+
+
+def test_cli_jsb_file_at_another_resolution_is_refused(jsb_file, tmp_path, capsys):
+    # A 16th-note model on the quarter-note file: refused, not scored as 16ths.
+    model_path = _tiny_model_file(tmp_path, steps_per_quarter=4)
+    code, result, err = _evaluate_cli(capsys, "--model", model_path, "--data", jsb_file)
+    assert code == 2 and result is None
+    line, = err.strip().splitlines()
+    assert "quarter notes" in line and "16th notes" in line and "mean nothing" in line
+    # Stating the file's resolution is the same refusal; stating the model's is a score.
+    code, _, err = _evaluate_cli(capsys, "--model", model_path, "--data", jsb_file,
+                                 "--steps-per-quarter", "1")
+    assert code == 2 and "quarter notes" in err
+
+
+def test_cli_jsb_file_without_a_stated_resolution_asks_for_it(jsb_file, tmp_path, capsys):
+    unnamed = tmp_path / "chorales.json"
+    unnamed.write_text(jsb_file.read_text())
+    model_path = _tiny_model_file(tmp_path)  # quarter notes
+    code, _, err = _evaluate_cli(capsys, "--model", model_path, "--data", unnamed)
+    assert code == 2 and "--steps-per-quarter" in err and len(err.strip().splitlines()) == 1
+    code, result, _ = _evaluate_cli(capsys, "--model", model_path, "--data", unnamed,
+                                    "--steps-per-quarter", "1")
+    assert code == 0 and result["pieces"] == 2
+
+
+def test_jsb_resolution_from_the_file_name():
+    assert evaluate.jsb_steps_per_quarter("../jsb/jsb-chorales-quarter.json") == 1
+    assert evaluate.jsb_steps_per_quarter("jsb-chorales-16th.json") == 4
+    assert evaluate.jsb_steps_per_quarter("JSB Chorales.pickle") is None
+
+
+def test_cli_scores_midi_files_and_folders_directly(write_midi, tmp_path, capsys):
+    # An articulated 16th-note model on MIDI read at its own resolution.
+    model_path = _tiny_model_file(tmp_path, play_only=False, steps_per_quarter=4)
+    one = write_midi("midi/one.mid")
+    write_midi("midi/sub/two.mid", [(62, 0, 1), (65, 1, 3)])
+    (tmp_path / "midi" / "broken.mid").write_bytes(b"not a MIDI file")
+    code, single, err = _evaluate_cli(capsys, "--model", model_path, "--data", one)
+    assert code == 0, err
+    assert single["pieces"] == 1 and single["split"] is None and not single["play_only"]
+    assert single["steps"] == 16 and single["articulate_nll"] > 0
+    code, folder, _ = _evaluate_cli(capsys, "--model", model_path, "--data", tmp_path / "midi")
     assert code == 0
-    assert result["play_only"] and result["articulate_nll"] == 0.0
-    assert any("play only" in note for note in result["notes"])
+    assert folder["pieces"] == 2 and [s["path"] for s in folder["skipped"]] == [
+        str(tmp_path / "midi" / "broken.mid")]
+    # A split means nothing for MIDI scored whole.
+    code, _, err = _evaluate_cli(capsys, "--model", model_path, "--data", one, "--split", "train")
+    assert code == 2 and "leave --split out" in err
+
+
+def test_cli_empty_split_hint_names_the_split_that_has_the_pieces(write_midi, tmp_path, capsys):
+    from biax_keras import data
+
+    prepared = tmp_path / "prepared"
+    data.prepare(str(write_midi("one.mid")), str(prepared))
+    model_path = _tiny_model_file(tmp_path, play_only=False, steps_per_quarter=4)
+    code, _, err = _evaluate_cli(capsys, "--model", model_path, "--data", prepared)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "--split train" in err and "--split valid" not in err
 
 
 def test_cli_model_range_not_covering_the_data_is_one_line_exit_2(jsb_file, tmp_path, capsys):
@@ -209,3 +271,4 @@ def test_cli_resolution_mismatch_is_one_line_exit_2(jsb_file, tmp_path, capsys):
     model_path = _tiny_model_file(tmp_path)  # one step per quarter note
     code, _, err = _evaluate_cli(capsys, "--model", model_path, "--data", prepared)
     assert code == 2 and "--steps-per-quarter 1" in err and len(err.strip().splitlines()) == 1
+    assert "16th notes" in err and "quarter notes" in err

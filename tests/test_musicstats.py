@@ -301,10 +301,18 @@ def test_plot_writes_a_png(tmp_path):
     assert os.listdir(tmp_path) == ["stats.png"]  # no temporary file left behind
 
 
-def test_plot_into_a_missing_folder_is_a_user_error(tmp_path):
+def test_plot_creates_its_folder_with_normal_permissions(tmp_path):
     a = musicstats.set_statistics([_roll(4, [(60, 0, 4)])])
-    with pytest.raises(UserError, match="does not exist"):
-        musicstats.plot_comparison(a, a, str(tmp_path / "nowhere" / "stats.png"))
+    path = tmp_path / "new" / "deeper" / "stats.png"
+    musicstats.plot_comparison(a, a, str(path))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The mode a plain open() gives (not a temporary file's private 0600).
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+    (tmp_path / "file").write_text("in the way")
+    with pytest.raises(UserError, match="in the way"):
+        musicstats.plot_comparison(a, a, str(tmp_path / "file" / "stats.png"))
 
 
 # ----------------------------------------------------------------------------

@@ -13,14 +13,14 @@ import keras
 import numpy as np
 import pytest
 
-from biax_keras import cli, data, train
+from biax_keras import cli, data, runs, train
 from biax_keras.errors import UserError
 from biax_keras.model import BiaxialModel
 from conftest import midi_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "training" / "configs" / "tiny.json"
-RUN_CONTENTS = {"config.json", "logs", "history.csv", "checkpoints", "model.keras"}
+RUN_CONTENTS = {"config.json", "data.json", "logs", "history.csv", "checkpoints", "model.keras"}
 # Batches per epoch in the tests: enough for the tiny model's loss to fall clearly.
 STEPS = 20
 
@@ -148,9 +148,56 @@ def test_tiny_training_run_end_to_end(prepared, tmp_path, capsys):
     assert "_hparams_/session_start_info" in tags(logs).Tags()["tensors"]
     check_tensorboard_shows_hparams_metrics(run / "logs", rows)
 
-    # The same command on the finished run refuses, rather than overwriting it.
+    # The same command on the finished run refuses, rather than overwriting it,
+    # and says how to train on from it.
     code, _, err = run_cli(capsys, "--data", prepared, "--out", run, "--config", TINY)
     assert code == 2 and "finished run" in err and len(err.strip().splitlines()) == 1
+    assert f"--init {run / 'checkpoints' / 'best.keras'}" in err and "--overwrite" in err
+    assert len(history(run)) == 2
+    # Asked to, it discards the run and trains a new one there.
+    code, out, err = run_cli(capsys, "--data", prepared, "--out", run, "--config", TINY,
+                             "--epochs", 1, "--steps-per-epoch", 2, "--overwrite", "--json",
+                             "--image-every", 0, "--sample-every", 0)
+    assert code == 0, err
+    assert json.loads(out)["epochs"] == 1 and [int(r["epoch"]) for r in history(run)] == [0]
+    settings = json.loads((run / "config.json").read_text())["train"]
+    assert (settings["image_every"], settings["sample_every"]) == (0, 0)
+    assert train.OUTPUT_IMAGE_TAG not in tags(run / "logs" / "run" / "samples").Tags()["tensors"]
+
+
+class _RuinLastEpoch(keras.callbacks.Callback):
+    """Throws the weights far off during epoch `epoch`: its valid NLL is then the worst."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.at = epoch
+        self.epoch = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch == self.at:  # every weight 1: P(play) near 1 for every note
+            for variable in self.model.trainable_variables:
+                variable.assign(np.ones(variable.shape, "float32"))
+
+
+def test_the_runs_model_holds_the_best_epochs_weights(prepared, tmp_path, capsys):
+    run = tmp_path / "run"
+    config = {"model": {"time_units": [8], "note_units": [8], "dropout": 0.0},
+              "train": {"epochs": 3, "batch_size": 4, "window": 16, "steps_per_epoch": 10,
+                        "image_every": 0, "sample_every": 0}}
+    report = train.train(prepared, run, config, callbacks=[_RuinLastEpoch(2)], verbose=0)
+    nll = [float(r["val_frame_nll"]) for r in history(run)]
+    assert nll[2] > min(nll[:2])  # the last epoch is not the best
+    assert report["best_epoch"] == 1 + int(np.argmin(nll))
+    assert report["best_val_frame_nll"] == pytest.approx(min(nll))
+    final = keras.saving.load_model(run / "model.keras", safe_mode=True, compile=False)
+    best = keras.saving.load_model(run / "checkpoints" / "best.keras", safe_mode=True,
+                                   compile=False)
+    for ours, theirs in zip(final.get_weights(), best.get_weights()):
+        np.testing.assert_array_equal(ours, theirs)
+    assert f"epoch {report['best_epoch']}" in train.format_report(report)
 
 
 class _Crash(keras.callbacks.Callback):
@@ -180,6 +227,17 @@ def test_a_crashed_run_resumes_where_it_stopped(prepared, tmp_path, backup_every
     assert json.loads((run / "backup" / "training_metadata.json").read_text())["epoch"] == 1
     assert [int(r["epoch"]) for r in history(run)] == [0]
 
+    # Resuming it on other data would mix two datasets in one run: refused,
+    # naming what --overwrite would discard, before anything is touched.
+    import shutil
+
+    other = tmp_path / "other_data"
+    shutil.copytree(prepared, other)
+    with pytest.raises(UserError, match="unfinished run on .*1 finished epochs") as refused:
+        train.train(other, run, config, verbose=0)
+    assert f"--data {prepared}" in str(refused.value) and "--overwrite" in str(refused.value)
+    assert runs.backup_epoch(run) == 1
+
     report = train.train(prepared, run, config, verbose=0)
     assert report["initial_epoch"] == 1 and report["epochs_run"] == 2 and report["epochs"] == 3
     assert [int(r["epoch"]) for r in history(run)] == [0, 1, 2]
@@ -206,7 +264,7 @@ def test_kill_9_mid_epoch_then_the_same_command_resumes(prepared, tmp_path):
     metadata = run / "backup" / "training_metadata.json"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and first.poll() is None:
-        if train._backup_epoch(run / "backup") is not None:
+        if runs.backup_epoch(run) is not None:
             break
         time.sleep(0.1)
     assert first.poll() is None, first.communicate()[1].decode()[-2000:]

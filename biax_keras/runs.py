@@ -1,0 +1,128 @@
+"""Run folders: what one `biax train` run owns, and whether a new run may write there.
+
+Kept free of TensorFlow and Keras, so that `biax train` refuses a wrong
+`--out` or `--data` in a fraction of a second, before their start-up.
+
+A run folder records the dataset it was trained on in `data.json`
+(`{"data": absolute path, "source": what it was prepared from}`); resuming the
+run on another dataset, or starting again over a finished run, is refused
+unless asked for (`overwrite`), since either would lose or mix what the run
+holds.
+"""
+
+import json
+import os
+from pathlib import Path
+
+from biax_keras.errors import UserError
+
+CONFIG_FILE = "config.json"
+DATA_FILE = "data.json"
+MODEL_FILE = "model.keras"
+HISTORY_FILE = "history.csv"
+BACKUP_DIR = "backup"
+CHECKPOINTS_DIR = "checkpoints"
+BEST_CHECKPOINT = "best.keras"
+# Where the other workers of a multi-worker cluster write (see `train.train`).
+WORKERS = "workers"
+RUN_FILES = (CONFIG_FILE, DATA_FILE, "logs", HISTORY_FILE, CHECKPOINTS_DIR, BACKUP_DIR, MODEL_FILE)
+
+
+def backup_epoch(run_dir):
+    """The epoch a Keras BackupAndRestore backup of the run resumes at, or None."""
+    try:
+        with open(Path(run_dir) / BACKUP_DIR / "training_metadata.json") as f:
+            return int(json.load(f)["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def recorded_data(run_dir):
+    """The dataset folder a run records in data.json (absolute), or None."""
+    try:
+        with open(Path(run_dir) / DATA_FILE) as f:
+            return str(json.load(f)["data"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def record_data(run_dir, data_dir, source=None):
+    """Write data.json: the dataset this run trains on."""
+    path = Path(run_dir) / DATA_FILE
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps({"data": str(Path(data_dir).resolve()), "source": source},
+                              indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _finished_epochs(run_dir):
+    try:
+        with open(Path(run_dir) / HISTORY_FILE) as f:
+            return max(0, sum(1 for line in f if line.strip()) - 1)
+    except OSError:
+        return 0
+
+
+def _same_folder(a, b):
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return Path(a).resolve() == Path(b).resolve()
+
+
+def check_out(run_dir, data_dir, overwrite=False):
+    """Whether a run on `data_dir` may be written to `run_dir`.
+
+    Args:
+        run_dir: the run folder asked for (`--out`).
+        data_dir: the prepared dataset asked for (`--data`).
+        overwrite: replace whatever run `run_dir` holds.
+
+    Returns:
+        `"new"` (nothing there, or a run that never finished an epoch),
+        `"resume"` (an unfinished run on the same data) or `"replace"` (a run
+        there that `overwrite` allows to be discarded).
+
+    Raises:
+        UserError: `run_dir` is a file or holds other files; or, without
+            `overwrite`, it holds a finished run or an unfinished run on
+            another dataset. The message names what would be lost.
+    """
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"--out {run_dir} is a file; give a folder for the run")
+    if not run_dir.is_dir() or not any(p.name != WORKERS for p in run_dir.iterdir()):
+        return "new"
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise UserError(f"--out {run_dir} holds other files (no {CONFIG_FILE}); "
+                        "give a new or empty folder for the run")
+    epochs = _finished_epochs(run_dir)
+    if (run_dir / MODEL_FILE).exists() and backup_epoch(run_dir) is None:
+        if overwrite:
+            return "replace"
+        best = run_dir / CHECKPOINTS_DIR / BEST_CHECKPOINT
+        start = best if best.is_file() else run_dir / MODEL_FILE
+        raise UserError(
+            f"{run_dir} holds a finished run ({epochs} epochs, {MODEL_FILE}); to train on "
+            f"from it give a new --out and --init {start}, or add --overwrite to discard it")
+    previous = recorded_data(run_dir)
+    if previous is not None and not _same_folder(previous, data_dir):
+        if overwrite:
+            return "replace"
+        raise UserError(
+            f"{run_dir} is an unfinished run on {previous}, not on {data_dir}; resume it "
+            f"with --data {previous}, give a new --out, or add --overwrite to discard it "
+            f"({epochs} finished epochs, their checkpoints and logs)")
+    return "resume"
+
+
+def clear(run_dir):
+    """Remove what a run wrote into `run_dir` (the folder itself stays)."""
+    import shutil
+
+    for name in RUN_FILES + (WORKERS,):
+        path = Path(run_dir) / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
