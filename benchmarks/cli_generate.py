@@ -71,9 +71,11 @@ def _command(seconds, model, out):
 
 
 def _timed(tree, command, env, expect=0):
+    # Run inside the checkout itself: `python -m` puts the working folder
+    # first on sys.path, ahead of PYTHONPATH.
     env = dict(env, PYTHONPATH=str(tree))
     started = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
     took = time.perf_counter() - started
     if done.returncode != expect:
         raise SystemExit(f"{' '.join(command)} failed in {tree}:\n{done.stderr[-2000:]}")
@@ -85,7 +87,8 @@ def main():
     parser.add_argument("--before", metavar="DIR", help="a checkout of the code to compare with")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--model", default="saved_models/bach")
+    parser.add_argument("--model", default="saved_models/bach",
+                        help="relative to each checkout, or absolute")
     args = parser.parse_args()
 
     scratch = Path(tempfile.mkdtemp(prefix="biax-cli-bench-"))
