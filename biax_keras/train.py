@@ -892,14 +892,14 @@ def train(data_dir, run_dir, config=None, strategy=None, overrides=None, init=No
         if isinstance(strategy, str):
             strategy = make_strategy(strategy)
         return _train(data_dir, run_dir, config, strategy, overrides, init, callbacks, verbose,
-                      started, watchdog)
+                      started, watchdog, overwrite)
     finally:
         if watchdog is not None:
             watchdog.stop()
 
 
 def _train(data_dir, run_dir, config, strategy, overrides, init, callbacks, verbose, started,
-           watchdog):
+           watchdog, overwrite=False):
     from biax_keras import data
 
     meta = data.load_meta(data_dir)
