@@ -751,7 +751,10 @@ def main(argv=None):
         if getattr(args, "check", None) is not None:
             args.check(args)  # before TensorFlow's start-up
         if _needs_tensorflow(args):
-            _persistent_xla_cache()
+            # The studio promises to write nothing outside its own temporary
+            # folder, so it compiles afresh rather than keep a cache at home.
+            if args.command != "studio":
+                _persistent_xla_cache()
             if not args.verbose:
                 _import_tensorflow_quietly()
         result = args.func(args)

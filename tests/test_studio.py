@@ -191,7 +191,9 @@ def studio_process(tmp_path):
     browser.require()  # before starting anything
     (tmp_path / "tmp").mkdir()
     (tmp_path / "cwd").mkdir()
-    env = {**os.environ, "TMPDIR": str(tmp_path / "tmp")}
+    # XDG_CACHE_HOME: where other `biax` commands keep compiled XLA programs.
+    env = {**os.environ, "TMPDIR": str(tmp_path / "tmp"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env.pop("BIAX_XLA_CACHE", None)
     biax = Path(sys.executable).with_name("biax")
     command = [str(biax)] if biax.exists() else [sys.executable, "-m", "biax_keras.cli"]
     process = subprocess.Popen(command + ["studio", "--port", "0"], cwd=tmp_path / "cwd", env=env,
@@ -207,6 +209,7 @@ def studio_process(tmp_path):
             process.wait(timeout=60)
     # Stopped, the studio leaves nothing behind: not in its temp folder, not where it ran.
     assert not list((tmp_path / "tmp").iterdir()) and not list((tmp_path / "cwd").iterdir())
+    assert not (tmp_path / "cache" / "biax_keras").exists()
 
 
 def wait_for_status(driver, pattern, timeout=240):
