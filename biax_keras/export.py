@@ -15,9 +15,10 @@ Signatures (all inputs required, as TF Serving wants; N is the model's
   float32) -> {"probabilities": (B, T, N, 2)}`: the inputs of the Keras model
   (`roll` the steps before those predicted, `beat` the bar positions of the
   predicted steps, `target` the predicted steps) and its output.
-- `generate(steps int32, seed int64, temperature float32, conservativity
-  float32, adaptive bool, num_samples int32) -> {"roll": (K, steps, N, 2)
-  uint8}`: new music in 4/4 (the default of `biax_keras.generate`).
+- `generate(steps int32, seed int64, num_samples int32, temperature float32,
+  conservativity float32, adaptive bool) -> {"roll": (K, steps, N, 2)
+  uint8}`: new music in 4/4 (the default of `biax_keras.generate`). The
+  inputs after `num_samples` are the fields of `sampling.SamplingControls`.
 - `generate_from_primer(` the same `, primer (P, N, 2) float32, primer_beat
   (P,) int32) -> {"roll": (K, P + steps, N, 2) uint8}`: continues a primer,
   which opens every sample; bar positions continue from the primer's last.

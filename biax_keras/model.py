@@ -87,36 +87,7 @@ class BiaxialConfig:
         Raises:
             UserError: for an unknown key or a value of the wrong type.
         """
-        if not isinstance(values, dict):
-            raise UserError(f"a model config must be a JSON object, got {type(values).__name__}")
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - set(fields))
-        if unknown:
-            raise UserError(
-                f"unknown model config key(s) {', '.join(unknown)}; "
-                f"known keys: {', '.join(fields)}"
-            )
-        checked = {}
-        for name, value in values.items():
-            default = fields[name].default
-            if isinstance(default, tuple):
-                ok = isinstance(value, (list, tuple)) and all(
-                    isinstance(v, int) and not isinstance(v, bool) for v in value
-                )
-                value = tuple(value) if ok else value
-            elif isinstance(default, bool):
-                ok = isinstance(value, bool)
-            elif isinstance(default, int):
-                ok = isinstance(value, int) and not isinstance(value, bool)
-            else:  # float
-                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-                value = float(value) if ok else value
-            if not ok:
-                raise UserError(
-                    f"model config key {name!r} must be like {default!r}, got {value!r}"
-                )
-            checked[name] = value
-        return cls(**checked)
+        return cls(**checked_fields(cls, values, "model"))
 
     def to_dict(self):
         values = dataclasses.asdict(self)
@@ -130,6 +101,62 @@ class BiaxialConfig:
     @classmethod
     def from_json(cls, text):
         return cls.from_dict(json.loads(text))
+
+
+def checked_fields(cls, values, section):
+    """`values` checked against the annotated fields of the config dataclass `cls`.
+
+    JSON gives lists, whole numbers for floats, and null for optional values;
+    this accepts exactly those for each field's annotation (`bool`, `int`,
+    `float`, `Tuple[int, ...]`, `Optional[...]`) and nothing else, so a
+    config error is one line naming the key rather than a crash later.
+
+    Args:
+        cls: a dataclass (`BiaxialConfig`, `train.TrainConfig`).
+        values: the dict to check.
+        section: its name in the run config (`model`, `train`), for messages.
+
+    Returns:
+        dict of the values, with tuples for tuple fields and floats for floats.
+
+    Raises:
+        UserError: not a dict, an unknown key, or a value of the wrong type.
+    """
+    if not isinstance(values, dict):
+        raise UserError(f"the {section!r} config must be a JSON object, got {type(values).__name__}")
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(values) - set(hints))
+    if unknown:
+        raise UserError(f"unknown {section} config key(s) {', '.join(unknown)}; "
+                        f"known keys: {', '.join(hints)}")
+
+    def whole(value):
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    checked = {}
+    for name, value in values.items():
+        kind = hints[name]
+        optional = typing.get_origin(kind) is typing.Union and type(None) in typing.get_args(kind)
+        if optional:
+            kind = next(a for a in typing.get_args(kind) if a is not type(None))
+        if value is None and optional:
+            checked[name] = None
+            continue
+        if typing.get_origin(kind) is tuple:
+            ok = isinstance(value, (list, tuple)) and all(whole(v) for v in value)
+            value, expected = (tuple(value) if ok else value), "a list of whole numbers"
+        elif kind is bool:
+            ok, expected = isinstance(value, bool), "true or false"
+        elif kind is int:
+            ok, expected = whole(value), "a whole number"
+        else:  # float: a whole number is a fine float
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            value, expected = (float(value) if ok else value), "a number"
+        if not ok:
+            expected += " or null" if optional else ""
+            raise UserError(f"{section} config key {name!r} must be {expected}, got {value!r}")
+        checked[name] = value
+    return checked
 
 
 @keras.saving.register_keras_serializable(package="biax_keras")
