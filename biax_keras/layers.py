@@ -375,29 +375,33 @@ class NoteAxisLSTM(_LSTMStack):
             time_outputs: `(B, N, H)`, one time step of `TimeAxisLSTM`.
 
         Returns:
-            `(N, B, 4 * units[0])`, note-major so that each note's slice is
-            contiguous: what `step` takes as `projected`.
+            `(projected, below_kernel)`: `projected` `(N, B, 4 * units[0])`,
+            note-major so that each note's slice is contiguous, and the
+            kernel's 2 note-below rows `(2, 4 * units[0])`, sliced once per
+            step rather than once per note. `step` takes both.
         """
         cell = self.lstms[0].cell
         hidden = time_outputs.shape[-1]
-        return ops.einsum("knh,hg->nkg", time_outputs, cell.kernel[:hidden]) + cell.bias
+        projected = ops.einsum("knh,hg->nkg", time_outputs, cell.kernel[:hidden]) + cell.bias
+        return projected, cell.kernel[hidden:]
 
-    def step(self, projected, below, states):
+    def step(self, projected, below, states, below_kernel):
         """One note (inference: no dropout).
 
         Args:
-            projected: `(B, 4 * units[0])`, this note's slice of `precompute`.
+            projected: `(B, 4 * units[0])`, this note's slice of `precompute`'s
+                projection.
             below: `(B, 2)`, play and articulate of the note below (chosen or
                 given); zeros for the lowest note.
             states: `initial_state(B)` or what the previous note's `step`
                 returned.
+            below_kernel: the note-below rows from `precompute`.
 
         Returns:
             `(outputs (B, units[-1]), new_states)`.
         """
         cell = self.lstms[0].cell
         (h, c), rest = states[0], states[1:]
-        below_kernel = cell.kernel[-2:]
         # The 2-wide part as two broadcasts: cheaper than a matmul this thin.
         z = (projected + below[:, :1] * below_kernel[0] + below[:, 1:] * below_kernel[1]
              + ops.matmul(h, cell.recurrent_kernel))

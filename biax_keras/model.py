@@ -258,7 +258,7 @@ class BiaxialModel(keras.Model):
         """The note axis of one step: `(logits, decisions)`, each `(K, N, 2)`."""
         import tensorflow as tf
 
-        projected = self.note_axis.precompute(time_outputs)
+        projected, below_kernel = self.note_axis.precompute(time_outputs)
         given = tf.transpose(given, (1, 0, 2))  # note-major, as `projected`
         num_notes = time_outputs.shape[1]
 
@@ -266,7 +266,7 @@ class BiaxialModel(keras.Model):
             """`count` consecutive notes from `index`, unrolled in the graph."""
             all_logits, decisions = [], []
             for j in range(count):
-                x, states = self.note_axis.step(projected[index + j], below, states)
+                x, states = self.note_axis.step(projected[index + j], below, states, below_kernel)
                 logits = self.head.logits(x)
                 below = choose(logits, given[index + j])
                 all_logits.append(logits)

@@ -223,12 +223,12 @@ def test_note_axis_precompute_and_step_equal_full_pass():
     full = np.asarray(layer(time_outputs, target, training=False))
 
     rows = batch * steps
-    projected = layer.precompute(time_outputs.reshape(rows, notes, size))
+    projected, below_kernel = layer.precompute(time_outputs.reshape(rows, notes, size))
     assert projected.shape == (notes, rows, 4 * 7)  # note-major
     states = layer.initial_state(rows)
     below = np.zeros((rows, 2), "float32")
     for n in range(notes):
-        out, states = layer.step(projected[n], below, states)
+        out, states = layer.step(projected[n], below, states, below_kernel)
         np.testing.assert_allclose(np.asarray(out).reshape(batch, steps, 3), full[:, :, n],
                                    atol=1e-5, rtol=0)
         below = target[:, :, n].reshape(rows, 2)

@@ -292,6 +292,13 @@ def test_load_model_rejects_what_is_not_a_model(tmp_path):
 
 
 def test_package_level_generate_is_the_sampler(model):
+    import inspect
+
+    import biax_keras.compose  # noqa: F401  (no submodule shadows the function)
+    import biax_keras.export  # noqa: F401
+    import biax_keras.sampling  # noqa: F401
+
+    assert inspect.isfunction(biax_keras.generate) and inspect.isfunction(biax_keras.generate_batch)
     np.testing.assert_array_equal(biax_keras.generate(model, 8, seed=2), generate(model, 8, seed=2))
     assert biax_keras.generate_batch(model, 2, 8).shape == (2, 8, NOTES, 2)
 

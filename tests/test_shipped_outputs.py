@@ -40,6 +40,17 @@ def test_probabilities_of_a_fixed_input(shipped):
                                EXPECTED[f"{name}/probabilities"], atol=1e-5, rtol=0)
 
 
+def test_stepping_scores_the_fixed_input_alike(shipped):
+    # The sampler's step function, fed the target, gives the same probabilities.
+    from biax_keras import sampling
+
+    name, model = shipped
+    inputs = fixture.fixed_inputs(model.config.num_notes)
+    np.testing.assert_allclose(
+        sampling.score(model, inputs["roll"], inputs["beat"], inputs["target"]),
+        EXPECTED[f"{name}/probabilities"], atol=1e-5, rtol=0)
+
+
 def test_samples_of_fixed_seeds_and_controls(shipped):
     name, model = shipped
     np.testing.assert_array_equal(biax_keras.generate(model, 32, seed=7), _roll(name, "sample"))
