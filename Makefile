@@ -14,7 +14,7 @@ DEMO_MODEL ?= saved_models/bach
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,beam]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -46,7 +46,11 @@ cli._quiet_tensorflow()
 cli._persistent_xla_cache()
 cli._import_tensorflow_quietly()
 t1 = time.perf_counter()
-import biax_keras, biax_keras.generate as generate
+import biax_keras
+try:  # the sampler's module, before and after it was named sampling
+    import biax_keras.sampling as generate
+except ImportError:
+    import biax_keras.generate as generate
 from biax_keras import representation
 t2 = time.perf_counter()
 model = biax_keras.load_model(sys.argv[1])

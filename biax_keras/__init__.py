@@ -159,27 +159,22 @@ def _load_keras_file(path):
 
 
 def generate(model, steps, **kwargs):
-    """Compose one piece; see `biax_keras.generate.generate` for the arguments.
+    """Compose one piece; see `biax_keras.sampling.generate` for the arguments.
 
     Returns:
         np.uint8 roll `(primer steps + steps, notes, 2)`.
     """
-    return _generate_module().generate(model, steps, **kwargs)
+    from biax_keras import sampling
+
+    return sampling.generate(model, steps, **kwargs)
 
 
 def generate_batch(model, num_samples, steps, **kwargs):
-    """Compose `num_samples` pieces in parallel; see `biax_keras.generate.generate_batch`.
+    """Compose `num_samples` pieces in parallel; see `biax_keras.sampling.generate_batch`.
 
     Returns:
         np.uint8 rolls `(num_samples, primer steps + steps, notes, 2)`.
     """
-    return _generate_module().generate_batch(model, num_samples, steps, **kwargs)
+    from biax_keras import sampling
 
-
-def _generate_module():
-    # Importing the submodule makes `biax_keras.generate` the module rather
-    # than the function above; the module is callable (it calls its own
-    # `generate`), so `biax_keras.generate(model, ...)` works either way.
-    import importlib
-
-    return importlib.import_module("biax_keras.generate")
+    return sampling.generate_batch(model, num_samples, steps, **kwargs)

@@ -370,8 +370,10 @@ def _add_generate(subparsers):
         description=(
             "Composes with a model (a .keras file, a run folder or a SavedModel from "
             "`biax export`) and writes FILE.mid; with --num-samples K > 1 it writes "
-            "FILE-1.mid ... FILE-K.mid. The music is in 4/4 at --bpm. A --primer is "
-            "kept as the opening and the new steps continue it; its notes outside the "
+            "FILE-1.mid ... FILE-K.mid. Without a primer the music is in 4/4 at --bpm. A --primer is "
+            "kept as the opening (all of it, or its first --primer-seconds or "
+            "--primer-steps) and the new steps continue it in its own tempo and time "
+            "signature; --only-new writes the continuation alone. Its notes outside the "
             "model's range are dropped with a warning. --wav also renders FILE.wav "
             "as `biax render` does (a General MIDI piano); the MIDI is written "
             "first, whatever happens to the audio."
@@ -382,11 +384,11 @@ def _add_generate(subparsers):
     p.add_argument("--out", required=True, metavar="FILE.mid", help="the MIDI file to write")
     length = p.add_mutually_exclusive_group()
     length.add_argument("--seconds", type=_positive_float, default=None,
-                        help="length of the new music in seconds at --bpm (default: 60)")
+                        help="length of the new music in seconds at the tempo (default: 60)")
     length.add_argument("--steps", type=_positive_int, default=None,
                         help="length of the new music in steps (16th notes by default)")
-    p.add_argument("--bpm", type=_positive_float, default=120.0,
-                   help="tempo in quarter notes per minute")
+    p.add_argument("--bpm", type=_positive_float, default=None,
+                   help="tempo in quarter notes per minute (default: the primer's, else 120)")
     p.add_argument("--temperature", type=_positive_float, default=1.0,
                    help="> 1 wilder, < 1 safer")
     p.add_argument("--conservativity", type=_positive_float, default=1.0,
@@ -395,6 +397,13 @@ def _add_generate(subparsers):
                    help="lower the conservativity during silences, as the original did")
     p.add_argument("--seed", type=int, default=0, help="the same seed gives the same music")
     p.add_argument("--primer", metavar="FILE.mid", default=None, help="MIDI to continue")
+    opening = p.add_mutually_exclusive_group()
+    opening.add_argument("--primer-seconds", type=_positive_float, default=None, metavar="S",
+                         help="continue only the primer's first S seconds (its own tempo)")
+    opening.add_argument("--primer-steps", type=_positive_int, default=None, metavar="N",
+                         help="continue only the primer's first N steps")
+    p.add_argument("--only-new", action="store_true",
+                   help="write only the new music, without the primer before it")
     p.add_argument("--num-samples", type=_positive_int, default=1, metavar="K",
                    help="pieces composed in parallel")
     p.add_argument("--wav", action="store_true", help="also render each piece to WAV")
@@ -404,10 +413,10 @@ def _add_generate(subparsers):
 
 
 def _check_generate(args):
-    import biax_keras.generate as generate_lib
+    from biax_keras.compose import output_paths
 
     biax_keras.model_file(args.model)
-    paths = generate_lib.output_paths(args.out, args.num_samples)
+    paths = output_paths(args.out, args.num_samples)
     _check_output_folder(paths[0], "--out")
     if args.primer is not None and not os.path.isfile(args.primer):
         raise UserError(f"primer {args.primer} does not exist or is not a file")
@@ -416,13 +425,17 @@ def _check_generate(args):
 
 
 def _run_generate(args):
-    import biax_keras.generate as generate_lib
+    from biax_keras.compose import compose
+    from biax_keras.sampling import SamplingControls
 
-    result = generate_lib.compose(
+    controls = SamplingControls(temperature=args.temperature,
+                                conservativity=args.conservativity, adaptive=args.adaptive)
+    result = compose(
         args.model, args.out, steps=args.steps, seconds=args.seconds, bpm=args.bpm,
-        seed=args.seed, temperature=args.temperature, conservativity=args.conservativity,
-        adaptive=args.adaptive, primer_path=args.primer, num_samples=args.num_samples,
-        wav=args.wav, soundfont=args.soundfont)
+        seed=args.seed, controls=controls, primer_path=args.primer,
+        primer_steps=args.primer_steps, primer_seconds=args.primer_seconds,
+        only_new=args.only_new, num_samples=args.num_samples, wav=args.wav,
+        soundfont=args.soundfont)
     if not args.json:
         for piece in result["pieces"]:
             wav = f" and {piece['wav']}" if piece.get("wav") else ""

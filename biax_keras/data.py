@@ -65,7 +65,7 @@ SHUFFLE_BUFFER_BYTES = 256 * 2**20
 MIN_SHUFFLE_PIECES = 64
 INTERLEAVE_SHARDS = 8
 BACH = "bach"
-MIDI_SUFFIXES = (".mid", ".midi")
+MIDI_SUFFIXES = representation.MIDI_SUFFIXES
 TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords")
 JSON_SUFFIXES = (".json",)
 PICKLE_SUFFIXES = (".pickle", ".pkl")
@@ -994,6 +994,20 @@ def piece_lengths(directory, split, meta=None):
     return np.concatenate([np.zeros(0, np.int64)] + [b.numpy() for b in lengths])
 
 
+def _used_lengths(lengths, window):
+    """Lengths of the pieces `make_dataset` cuts windows from: `window` steps or more."""
+    return lengths[lengths >= window]
+
+
+def usable_pieces(directory, split, window):
+    """How many pieces of a prepared split `make_dataset` uses with this `window`.
+
+    Raises:
+        UserError: not a prepared folder, or no such split.
+    """
+    return len(_used_lengths(piece_lengths(directory, split), window))
+
+
 def make_dataset(directory, split, window=DEFAULT_WINDOW, batch_size=DEFAULT_BATCH_SIZE,
                  transpose=True, seed=None, shuffle=None, repeat=None,
                  max_transpose=DEFAULT_MAX_TRANSPOSE, workers=1,
@@ -1082,7 +1096,7 @@ def make_dataset(directory, split, window=DEFAULT_WINDOW, batch_size=DEFAULT_BAT
     if longest < window:
         raise UserError(f"window {window} is longer than every piece in {split} "
                         f"(longest {longest} steps); use --window N with N <= {longest}")
-    used = lengths[lengths >= window]
+    used = _used_lengths(lengths, window)
     usable = len(used)
     # What a decoded piece holds in memory: its roll (one silent step more) and beat.
     piece_bytes = (used + 1) * num_notes * 2 + used * 4

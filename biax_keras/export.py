@@ -15,9 +15,10 @@ Signatures (all inputs required, as TF Serving wants; N is the model's
   float32) -> {"probabilities": (B, T, N, 2)}`: the inputs of the Keras model
   (`roll` the steps before those predicted, `beat` the bar positions of the
   predicted steps, `target` the predicted steps) and its output.
-- `generate(steps int32, seed int64, temperature float32, conservativity
-  float32, adaptive bool, num_samples int32) -> {"roll": (K, steps, N, 2)
-  uint8}`: new music in 4/4 (the default of `biax_keras.generate`).
+- `generate(steps int32, seed int64, num_samples int32, temperature float32,
+  conservativity float32, adaptive bool) -> {"roll": (K, steps, N, 2)
+  uint8}`: new music in 4/4 (the default of `biax_keras.generate`). The
+  inputs after `num_samples` are the fields of `sampling.SamplingControls`.
 - `generate_from_primer(` the same `, primer (P, N, 2) float32, primer_beat
   (P,) int32) -> {"roll": (K, P + steps, N, 2) uint8}`: continues a primer,
   which opens every sample; bar positions continue from the primer's last.
@@ -31,6 +32,7 @@ The generation signatures run the same compiled sampler as
 package (on the same machine and TensorFlow version).
 """
 
+import inspect
 import json
 import logging
 import os
@@ -47,66 +49,67 @@ EXPORT_FORMAT = "biax_keras.saved_model"
 EXPORT_VERSION = 1
 
 
+def _keyword_function(specs, body):
+    """`body({name: tensor})` as a function of one keyword argument per spec.
+
+    Serving wants flat, named inputs; building them from the specs lets a new
+    sampling control reach the signatures without another line here.
+    """
+
+    def function(*values):
+        return body(dict(zip([spec.name for spec in specs], values)))
+
+    function.__signature__ = inspect.Signature([
+        inspect.Parameter(spec.name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for spec in specs])
+    return function
+
+
 def _signatures(model):
     """The serving functions of `model`, traced: `{name: tf.function}`."""
     import tensorflow as tf
 
-    import biax_keras.generate as generate_lib
-    from biax_keras import representation
+    from biax_keras import representation, sampling
 
     config = model.config
     notes = config.num_notes
     steps_per_bar = representation.bar_steps(
-        generate_lib.DEFAULT_TIME_SIGNATURE, config.steps_per_quarter)
-    # A decoder of its own, so the export does not share compiled functions
-    # with (or grow the cache of) the decoder in-package generation uses.
-    sample = generate_lib.StepDecoder(model).sample_function(notes)
+        sampling.DEFAULT_TIME_SIGNATURE, config.steps_per_quarter)
+    # A sampler of its own, so the export does not share compiled functions
+    # with (or grow the cache of) the sampler in-package generation uses.
+    sample = sampling.Sampler(model).sample_function(notes)
+    control_specs = sampling.SamplingControls.tensor_specs()
+    specs = [tf.TensorSpec((), tf.int32, name="steps"), tf.TensorSpec((), tf.int64, name="seed"),
+             tf.TensorSpec((), tf.int32, name="num_samples")] + list(control_specs.values())
+    primer_specs = [tf.TensorSpec((None, notes, 2), tf.float32, name="primer"),
+                    tf.TensorSpec((None,), tf.int32, name="primer_beat")]
 
-    def check(steps, temperature, conservativity, num_samples):
-        return [
-            tf.debugging.assert_positive(steps, message="steps must be positive"),
-            tf.debugging.assert_positive(temperature, message="temperature must be positive"),
-            tf.debugging.assert_positive(conservativity,
-                                         message="conservativity must be positive"),
-            tf.debugging.assert_positive(num_samples, message="num_samples must be positive"),
-        ]
+    def run(values, primer, primer_beat, checks=()):
+        controls = {name: values[name] for name in control_specs}
+        checks = list(checks) + [
+            tf.debugging.assert_positive(values[name], message=f"{name} must be positive")
+            for name in ["steps", "num_samples"] + list(controls)
+            if values[name].dtype != tf.bool]
+        with tf.control_dependencies(checks):
+            steps = tf.identity(values["steps"])
+        return sample(primer, primer_beat, steps, steps_per_bar, values["num_samples"],
+                      values["seed"], controls)
 
-    controls = [
-        tf.TensorSpec((), tf.int32, name="steps"),
-        tf.TensorSpec((), tf.int64, name="seed"),
-        tf.TensorSpec((), tf.float32, name="temperature"),
-        tf.TensorSpec((), tf.float32, name="conservativity"),
-        tf.TensorSpec((), tf.bool, name="adaptive"),
-        tf.TensorSpec((), tf.int32, name="num_samples"),
-    ]
+    def new_music(values):
+        return {"roll": run(values, tf.zeros((0, notes, 2)), tf.zeros((0,), tf.int32))}
 
-    @tf.function(input_signature=controls)
-    def generate(steps, seed, temperature, conservativity, adaptive, num_samples):
-        with tf.control_dependencies(check(steps, temperature, conservativity, num_samples)):
-            beat = tf.range(steps) % steps_per_bar
-        roll = sample(tf.zeros((0, notes, 2)), beat, seed, temperature,
-                      tf.fill((num_samples,), conservativity), adaptive)
-        return {"roll": roll}
-
-    @tf.function(input_signature=controls + [
-        tf.TensorSpec((None, notes, 2), tf.float32, name="primer"),
-        tf.TensorSpec((None,), tf.int32, name="primer_beat"),
-    ])
-    def generate_from_primer(steps, seed, temperature, conservativity, adaptive, num_samples,
-                             primer, primer_beat):
-        checks = check(steps, temperature, conservativity, num_samples) + [
+    def continuation(values):
+        primer, primer_beat = values["primer"], values["primer_beat"]
+        new = run(values, primer, primer_beat, checks=[
             tf.debugging.assert_positive(tf.shape(primer)[0], message="the primer is empty"),
             tf.debugging.assert_equal(tf.shape(primer)[0], tf.shape(primer_beat)[0],
-                                      message="primer and primer_beat differ in length"),
-        ]
-        with tf.control_dependencies(checks):
-            offset = primer_beat[-1] + 1
-            beat = tf.concat([primer_beat, (offset + tf.range(steps)) % steps_per_bar], axis=0)
-        new = sample(primer, beat, seed, temperature,
-                     tf.fill((num_samples,), conservativity), adaptive)
+                                      message="primer and primer_beat differ in length")])
         opening = tf.broadcast_to(tf.cast(primer, tf.uint8)[None],
-                                  tf.concat([[num_samples], tf.shape(primer)], axis=0))
+                                  tf.concat([[values["num_samples"]], tf.shape(primer)], axis=0))
         return {"roll": tf.concat([opening, new], axis=1)}
+
+    generate = tf.function(_keyword_function(specs, new_music), input_signature=specs)
+    generate_from_primer = tf.function(_keyword_function(specs + primer_specs, continuation),
+                                       input_signature=specs + primer_specs)
 
     @tf.function(input_signature=[
         tf.TensorSpec((None, None, notes, 2), tf.float32, name="roll"),
@@ -232,10 +235,9 @@ class ExportedModel:
             roll=tf.cast(inputs["roll"], tf.float32), beat=tf.cast(inputs["beat"], tf.int32),
             target=tf.cast(inputs["target"], tf.float32))["probabilities"]
 
-    def generate_batch(self, num_samples, steps, seed=0, temperature=1.0, conservativity=1.0,
-                       adaptive=False, primer=None, num_notes=None, primer_beat=None,
-                       time_signature=(4, 4)):
-        """`biax_keras.generate_batch` through the SavedModel's signatures.
+    def generate_batch(self, num_samples, steps, seed, controls, primer, primer_beat,
+                       time_signature):
+        """`sampling.generate_batch` through the SavedModel's signatures (checked arguments).
 
         Raises:
             UserError: for a note count or time signature the export does not
@@ -243,28 +245,21 @@ class ExportedModel:
         """
         import tensorflow as tf
 
-        import biax_keras.generate as generate_lib
+        from biax_keras import sampling
 
-        if tuple(time_signature) != generate_lib.DEFAULT_TIME_SIGNATURE:
-            raise UserError("an exported model generates in 4/4 only; load the .keras model "
-                            "for other time signatures")
-        if num_notes is not None and int(num_notes) != self.config.num_notes:
-            raise UserError(f"an exported model generates {self.config.num_notes} notes, "
-                            f"not {num_notes}")
-        notes, primer, primer_beat = generate_lib._checked_primer(
-            self.config, primer, primer_beat, num_notes)
+        if tuple(time_signature) != sampling.DEFAULT_TIME_SIGNATURE:
+            raise UserError(f"an exported model generates in 4/4 only, not "
+                            f"{time_signature[0]}/{time_signature[1]}; load the .keras model "
+                            f"for other time signatures")
         if primer.shape[1] != self.config.num_notes:
-            raise UserError(f"the primer has {primer.shape[1]} notes; this exported model "
-                            f"takes {self.config.num_notes}")
-        controls = dict(
-            steps=tf.constant(steps, tf.int32), seed=tf.constant(seed, tf.int64),
-            temperature=tf.constant(temperature, tf.float32),
-            conservativity=tf.constant(conservativity, tf.float32),
-            adaptive=tf.constant(bool(adaptive)), num_samples=tf.constant(num_samples, tf.int32))
+            raise UserError(f"an exported model generates {self.config.num_notes} notes, "
+                            f"not {primer.shape[1]}")
+        values = dict(steps=tf.constant(steps, tf.int32), seed=tf.constant(seed, tf.int64),
+                      num_samples=tf.constant(num_samples, tf.int32), **controls.tensors())
         if len(primer) == 0:
-            out = self._loaded.generate(**controls)
+            out = self._loaded.generate(**values)
         else:
             out = self._loaded.generate_from_primer(
                 primer=tf.constant(primer, tf.float32),
-                primer_beat=tf.constant(primer_beat, tf.int32), **controls)
+                primer_beat=tf.constant(primer_beat, tf.int32), **values)
         return np.asarray(out["roll"])

@@ -4,9 +4,12 @@ Shapes use B for batch, T for time steps, N for notes, F for features. Every
 layer shares its weights across notes (time axis) or across steps (note axis),
 so none of them depends on N: a model trained on 78 notes runs on 88.
 
-Each recurrent layer also exposes `initial_state` and `step`, which advance
-the same weights by one position. The sampler in `generate.py` is built on
-them, and `tests/test_layers.py` checks that stepping equals the full pass.
+Each layer owns both of its forms: `call` runs whole sequences (training and
+scoring), and the one-step form advances the same weights by one position
+(`TimeAxisLSTM.step` one time step for every note, `NoteAxisLSTM.precompute`
++ `NoteAxisLSTM.step` one note, `PlayArticulateHead.logits` the head without
+its sigmoid). `BiaxialModel.step` assembles them and the sampler only loops
+over it; `tests/test_layers.py` checks that stepping equals `call`.
 """
 
 import keras
@@ -179,8 +182,23 @@ class _ByteDropout(keras.layers.Layer):
         return input_shape
 
 
+def _lstm_gates(cell, z, c):
+    """New `(h, c)` of a Keras LSTM cell from its gate pre-activations `z`.
+
+    `z` is `inputs @ kernel + h @ recurrent_kernel + bias`, gates ordered
+    input, forget, candidate, output: the arithmetic `keras.layers.LSTMCell`
+    does after its matmuls. It is written out because the note axis's step
+    brings its own input projection (see `NoteAxisLSTM.precompute`), which
+    the Keras cell has no way to accept; the tests hold it equal to the cell.
+    """
+    i, f, g, o = ops.split(z, 4, axis=-1)
+    c = cell.recurrent_activation(f) * c + cell.recurrent_activation(i) * cell.activation(g)
+    h = cell.recurrent_activation(o) * cell.activation(c)
+    return h, c
+
+
 class _LSTMStack(keras.layers.Layer):
-    """A stack of LSTMs with dropout after each, stepped or run over sequences."""
+    """A stack of LSTMs with dropout after each, run over sequences or stepped."""
 
     def __init__(self, units, dropout=0.5, **kwargs):
         super().__init__(**kwargs)
@@ -204,26 +222,26 @@ class _LSTMStack(keras.layers.Layer):
             x = dropout(lstm(x, training=training), training=training)
         return x
 
-    def initial_state(self, batch_size):
-        """Zero `[h, c]` for each LSTM of the stack, for `batch_size` rows."""
+    def initial_state(self, rows):
+        """Zero `(h, c)` of each LSTM of the stack, for `rows` rows.
+
+        Steps run in the variables' dtype (float32), also for a model trained
+        in mixed precision.
+        """
         return [
-            [ops.zeros((batch_size, u), self.compute_dtype)] * 2 for u in self.units
+            (ops.zeros((rows, u), self.variable_dtype), ops.zeros((rows, u), self.variable_dtype))
+            for u in self.units
         ]
 
-    def step(self, x, states):
-        """Advance every LSTM one position (inference: no dropout).
-
-        Args:
-            x: `(rows, input_size)` inputs at this position.
-            states: the list returned by `initial_state` or a previous `step`.
-
-        Returns:
-            `(outputs, new_states)` with outputs `(rows, units[-1])`.
-        """
+    def _step_stack(self, x, states, first=0):
+        """LSTMs `first...` of the stack, one position, from inputs `x` (no dropout)."""
         new_states = []
-        for lstm, state in zip(self.lstms, states):
-            x, state = lstm.cell(x, state, training=False)
-            new_states.append(list(state))
+        for lstm, (h, c) in zip(self.lstms[first:], states):
+            cell = lstm.cell
+            z = ops.matmul(x, cell.kernel) + ops.matmul(h, cell.recurrent_kernel) + cell.bias
+            h, c = _lstm_gates(cell, z, c)
+            new_states.append((h, c))
+            x = h
         return x, new_states
 
     def get_config(self):
@@ -274,6 +292,21 @@ class TimeAxisLSTM(_LSTMStack):
         x = ops.reshape(x, (batch, notes, steps, self.units[-1]))
         return ops.transpose(x, (0, 2, 1, 3))
 
+    def step(self, features, states):
+        """One time step for every note (inference: no dropout).
+
+        Args:
+            features: `(B, N, F)` features of the step.
+            states: `initial_state(B * N)` or what the previous `step` returned.
+
+        Returns:
+            `(outputs (B, N, units[-1]), new_states)`.
+        """
+        shape = ops.shape(features)
+        x = ops.reshape(features, (shape[0] * shape[1], features.shape[-1]))
+        x, states = self._step_stack(x, states)
+        return ops.reshape(x, (shape[0], shape[1], self.units[-1])), states
+
     def compute_output_shape(self, features_shape):
         return tuple(features_shape[:3]) + (self.units[-1],)
 
@@ -284,8 +317,12 @@ class NoteAxisLSTM(_LSTMStack):
 
     Each note's input is the time axis's output for it, followed by the play
     and articulate of the note just below it in the *target* step (teacher
-    forcing; zeros below the lowest note). When sampling, `step` is fed the
-    note just sampled instead.
+    forcing; zeros below the lowest note).
+
+    One note at a time (sampling, where the note below is the one just
+    chosen): `precompute(time_outputs)` once per time step, then `step` for
+    each note from low to high, starting from `initial_state(B)` and zeros
+    below the lowest note.
 
     Args:
         units: sequence of ints, units of each LSTM (default `(100, 50)`).
@@ -325,6 +362,53 @@ class NoteAxisLSTM(_LSTMStack):
         x = self._run_sequences(x, training)
         return ops.reshape(x, (batch, steps, notes, self.units[-1]))
 
+    def precompute(self, time_outputs):
+        """The part of the first LSTM's input projection that the walk does not change.
+
+        The first LSTM's input is `[time output, note below]`. Only the 2-wide
+        note-below part depends on the notes chosen along the walk, so the
+        time-output part of the projection (with the bias) is computed here
+        for every note at once: one `(B*N, H) x (H, 4U)` matmul instead of N
+        small ones, which is most of the note axis's arithmetic when stepping.
+
+        Args:
+            time_outputs: `(B, N, H)`, one time step of `TimeAxisLSTM`.
+
+        Returns:
+            `(projected, below_kernel)`: `projected` `(N, B, 4 * units[0])`,
+            note-major so that each note's slice is contiguous, and the
+            kernel's 2 note-below rows `(2, 4 * units[0])`, sliced once per
+            step rather than once per note. `step` takes both.
+        """
+        cell = self.lstms[0].cell
+        hidden = time_outputs.shape[-1]
+        projected = ops.einsum("knh,hg->nkg", time_outputs, cell.kernel[:hidden]) + cell.bias
+        return projected, cell.kernel[hidden:]
+
+    def step(self, projected, below, states, below_kernel):
+        """One note (inference: no dropout).
+
+        Args:
+            projected: `(B, 4 * units[0])`, this note's slice of `precompute`'s
+                projection.
+            below: `(B, 2)`, play and articulate of the note below (chosen or
+                given); zeros for the lowest note.
+            states: `initial_state(B)` or what the previous note's `step`
+                returned.
+            below_kernel: the note-below rows from `precompute`.
+
+        Returns:
+            `(outputs (B, units[-1]), new_states)`.
+        """
+        cell = self.lstms[0].cell
+        (h, c), rest = states[0], states[1:]
+        # The 2-wide part as two broadcasts: cheaper than a matmul this thin.
+        z = (projected + below[:, :1] * below_kernel[0] + below[:, 1:] * below_kernel[1]
+             + ops.matmul(h, cell.recurrent_kernel))
+        h, c = _lstm_gates(cell, z, c)
+        x, new_states = self._step_stack(h, rest, first=1)
+        return x, [(h, c)] + new_states
+
     def compute_output_shape(self, time_outputs_shape, target_shape=None):
         return tuple(time_outputs_shape[:3]) + (self.units[-1],)
 
@@ -332,6 +416,9 @@ class NoteAxisLSTM(_LSTMStack):
 @keras.saving.register_keras_serializable(package="biax_keras")
 class PlayArticulateHead(keras.layers.Layer):
     """Dense layer with a sigmoid: P(play) and P(articulate) for each note.
+
+    `logits` is the layer without its sigmoid and `probabilities` the sigmoid,
+    so that a sampler can scale the logits (temperature) in between.
 
     Args:
         None besides the usual layer arguments.
@@ -353,13 +440,22 @@ class PlayArticulateHead(keras.layers.Layer):
         super().__init__(**kwargs)
         # Probabilities stay float32 under a mixed-precision policy: in bfloat16
         # or float16, 1 - 1e-7 rounds to 1 and the log-likelihood to infinity.
-        self.dense = keras.layers.Dense(2, activation="sigmoid", dtype="float32", name="dense")
+        self.dense = keras.layers.Dense(2, dtype="float32", name="dense")
 
     def build(self, input_shape):
         self.dense.build(input_shape)
 
-    def call(self, x):
+    def logits(self, x):
+        """`(..., 2)` logits of play and articulate."""
         return self.dense(x)
+
+    @staticmethod
+    def probabilities(logits):
+        """`(..., 2)` probabilities from `logits`."""
+        return ops.sigmoid(logits)
+
+    def call(self, x):
+        return self.probabilities(self.logits(x))
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (2,)

@@ -3,6 +3,11 @@
     config = BiaxialConfig()                    # the default, full-size model
     model = build_model(config)                 # compiled, ready for model.fit
     probabilities = model(inputs)               # (B, T, N, 2)
+    logits, decisions, states = model.step(previous, beat, states, choose, given)
+
+`model.step` is one time step with the note axis walked note by note, each
+note's play/articulate decided by `choose` and fed to the note above: the
+sampler and the step-by-step scorer are loops over it.
 
 The loss is the frame negative log-likelihood in nats: binary cross-entropy of
 play on every note plus, where the target note plays, of articulate, summed
@@ -25,6 +30,10 @@ from biax_keras.layers import (
     TimeAxisLSTM,
     note_feature_size,
 )
+
+# The note walk of `BiaxialModel.step` is a loop whose body is unrolled over
+# this many notes: fewer loop iterations, a graph that stays small.
+NOTES_PER_ITERATION = 2
 
 # Probabilities are clipped this far from 0 and 1 before taking logs, as
 # Keras's own binary cross-entropy does; it bounds a note's loss at ~16 nats.
@@ -78,36 +87,7 @@ class BiaxialConfig:
         Raises:
             UserError: for an unknown key or a value of the wrong type.
         """
-        if not isinstance(values, dict):
-            raise UserError(f"a model config must be a JSON object, got {type(values).__name__}")
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - set(fields))
-        if unknown:
-            raise UserError(
-                f"unknown model config key(s) {', '.join(unknown)}; "
-                f"known keys: {', '.join(fields)}"
-            )
-        checked = {}
-        for name, value in values.items():
-            default = fields[name].default
-            if isinstance(default, tuple):
-                ok = isinstance(value, (list, tuple)) and all(
-                    isinstance(v, int) and not isinstance(v, bool) for v in value
-                )
-                value = tuple(value) if ok else value
-            elif isinstance(default, bool):
-                ok = isinstance(value, bool)
-            elif isinstance(default, int):
-                ok = isinstance(value, int) and not isinstance(value, bool)
-            else:  # float
-                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-                value = float(value) if ok else value
-            if not ok:
-                raise UserError(
-                    f"model config key {name!r} must be like {default!r}, got {value!r}"
-                )
-            checked[name] = value
-        return cls(**checked)
+        return cls(**checked_fields(cls, values, "model"))
 
     def to_dict(self):
         values = dataclasses.asdict(self)
@@ -121,6 +101,62 @@ class BiaxialConfig:
     @classmethod
     def from_json(cls, text):
         return cls.from_dict(json.loads(text))
+
+
+def checked_fields(cls, values, section):
+    """`values` checked against the annotated fields of the config dataclass `cls`.
+
+    JSON gives lists, whole numbers for floats, and null for optional values;
+    this accepts exactly those for each field's annotation (`bool`, `int`,
+    `float`, `Tuple[int, ...]`, `Optional[...]`) and nothing else, so a
+    config error is one line naming the key rather than a crash later.
+
+    Args:
+        cls: a dataclass (`BiaxialConfig`, `train.TrainConfig`).
+        values: the dict to check.
+        section: its name in the run config (`model`, `train`), for messages.
+
+    Returns:
+        dict of the values, with tuples for tuple fields and floats for floats.
+
+    Raises:
+        UserError: not a dict, an unknown key, or a value of the wrong type.
+    """
+    if not isinstance(values, dict):
+        raise UserError(f"the {section!r} config must be a JSON object, got {type(values).__name__}")
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(values) - set(hints))
+    if unknown:
+        raise UserError(f"unknown {section} config key(s) {', '.join(unknown)}; "
+                        f"known keys: {', '.join(hints)}")
+
+    def whole(value):
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    checked = {}
+    for name, value in values.items():
+        kind = hints[name]
+        optional = typing.get_origin(kind) is typing.Union and type(None) in typing.get_args(kind)
+        if optional:
+            kind = next(a for a in typing.get_args(kind) if a is not type(None))
+        if value is None and optional:
+            checked[name] = None
+            continue
+        if typing.get_origin(kind) is tuple:
+            ok = isinstance(value, (list, tuple)) and all(whole(v) for v in value)
+            value, expected = (tuple(value) if ok else value), "a list of whole numbers"
+        elif kind is bool:
+            ok, expected = isinstance(value, bool), "true or false"
+        elif kind is int:
+            ok, expected = whole(value), "a whole number"
+        else:  # float: a whole number is a fine float
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            value, expected = (float(value) if ok else value), "a number"
+        if not ok:
+            expected += " or null" if optional else ""
+            raise UserError(f"{section} config key {name!r} must be {expected}, got {value!r}")
+        checked[name] = value
+    return checked
 
 
 @keras.saving.register_keras_serializable(package="biax_keras")
@@ -168,6 +204,105 @@ class BiaxialModel(keras.Model):
         x = self.time_axis(features, training=training)
         x = self.note_axis(x, inputs["target"], training=training)
         return self.head(x)
+
+    def initial_state(self, rows):
+        """Zero time-axis states for `rows = K * N` rows (K pieces of N notes)."""
+        return self.time_axis.initial_state(rows)
+
+    def step_time(self, previous, beat, states):
+        """The time axis of one step (a primer's step needs no more).
+
+        Args:
+            previous, beat, states: as for `step`.
+
+        Returns:
+            `(time_outputs (K, N, H), new_states)`.
+        """
+        import tensorflow as tf
+
+        features = self.note_features(previous[:, None], beat[:, None])[:, 0]
+        # Stepping runs in float32 even for a model trained in mixed precision
+        # (its variables are float32; only its compute dtype is not).
+        features = tf.cast(features, tf.float32)
+        return self.time_axis.step(features, states)
+
+    def step(self, previous, beat, states, choose, given, notes_per_iteration=None):
+        """One time step, the note axis walked from low to high (inference).
+
+        Every note's play and articulate are decided by `choose` and fed to the
+        note above, so the same function samples (`choose` draws) and scores
+        (`choose` returns the given roll, which makes it `model(inputs)` one
+        step at a time). Graph code: call it inside a `tf.function`.
+
+        Args:
+            previous: `(K, N, 2)` float, the step before the one predicted.
+            beat: `(K,)` int32, bar position of the step predicted.
+            states: `initial_state(K * N)` or what the previous `step` returned.
+            choose: `choose(logits, given_n) -> decision`, with `logits` and
+                the decision `(K, 2)`; the decision (play, articulate) is fed
+                to the next note.
+            given: `(K, N, D)` per-note data handed to `choose` (uniform
+                numbers when sampling, the target step when scoring).
+            notes_per_iteration: notes unrolled in each iteration of the walk
+                (default `NOTES_PER_ITERATION`; N or more unrolls it all).
+
+        Returns:
+            `(logits (K, N, 2), decisions (K, N, 2), new_states)`.
+        """
+        time_outputs, states = self.step_time(previous, beat, states)
+        logits, decisions = self._walk_notes(
+            time_outputs, given, choose, int(notes_per_iteration or NOTES_PER_ITERATION))
+        return logits, decisions, states
+
+    def _walk_notes(self, time_outputs, given, choose, per_iteration):
+        """The note axis of one step: `(logits, decisions)`, each `(K, N, 2)`."""
+        import tensorflow as tf
+
+        projected, below_kernel = self.note_axis.precompute(time_outputs)
+        given = tf.transpose(given, (1, 0, 2))  # note-major, as `projected`
+        num_notes = time_outputs.shape[1]
+
+        def notes(index, count, below, states):
+            """`count` consecutive notes from `index`, unrolled in the graph."""
+            all_logits, decisions = [], []
+            for j in range(count):
+                x, states = self.note_axis.step(projected[index + j], below, states, below_kernel)
+                logits = self.head.logits(x)
+                below = choose(logits, given[index + j])
+                all_logits.append(logits)
+                decisions.append(below)
+            return tf.stack(all_logits), tf.stack(decisions), below, states
+
+        batch = tf.shape(time_outputs)[0]
+        states = self.note_axis.initial_state(batch)
+        below = tf.zeros((batch, 2))
+        per_iteration = min(per_iteration, num_notes)
+        # Whole groups go through the loop, the remainder is unrolled after it.
+        groups, remainder = divmod(num_notes, per_iteration)
+        if groups == 1:
+            logits, decisions, below, states = notes(0, per_iteration, below, states)
+        else:
+            logits_array = tf.TensorArray(tf.float32, size=groups)
+            decision_array = tf.TensorArray(tf.float32, size=groups)
+
+            def body(i, below, states, logits_array, decision_array):
+                logits, decisions, below, states = notes(i * per_iteration, per_iteration,
+                                                         below, states)
+                return (i + 1, below, states, logits_array.write(i, logits),
+                        decision_array.write(i, decisions))
+
+            _, below, states, logits_array, decision_array = tf.while_loop(
+                lambda i, *_: i < groups, body,
+                (tf.constant(0), below, states, logits_array, decision_array))
+            shape = (groups * per_iteration, batch, 2)
+            logits = tf.reshape(logits_array.stack(), shape)
+            decisions = tf.reshape(decision_array.stack(), shape)
+        if remainder:
+            tail_logits, tail_decisions, _, _ = notes(num_notes - remainder, remainder,
+                                                      below, states)
+            logits = tf.concat([logits, tail_logits], axis=0)
+            decisions = tf.concat([decisions, tail_decisions], axis=0)
+        return tf.transpose(logits, (1, 0, 2)), tf.transpose(decisions, (1, 0, 2))
 
     def get_config(self):
         return {"config": self.config.to_dict(), "name": self.name}

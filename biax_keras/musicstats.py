@@ -47,8 +47,6 @@ log = logging.getLogger(__name__)
 STATS_LOWEST_PITCH = 0
 STATS_NUM_NOTES = 128
 
-MIDI_SUFFIXES = (".mid", ".midi", ".kar")
-
 PITCH_CLASS_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 
 # Polyphony histogram: 0 (silence), 1, ..., 11 notes, and 12 or more.
@@ -618,6 +616,8 @@ def midi_files(path):
     """`path` itself if it is a file, else the MIDI files under it, recursively, sorted."""
     if os.path.isfile(path):
         return [path]
+    from biax_keras.representation import MIDI_SUFFIXES
+
     found = []
     for folder, subfolders, files in os.walk(path):
         subfolders.sort()

@@ -43,6 +43,9 @@ DEFAULT_MAX_STEPS = 20000
 DEFAULT_QPM = 120.0
 DEFAULT_TIME_SIGNATURE = (4, 4)
 
+# What a MIDI file's name ends in (.kar: karaoke MIDI, a MIDI file with lyrics).
+MIDI_SUFFIXES = (".mid", ".midi", ".kar")
+
 DEFAULT_VELOCITY = 80
 SUSTAIN_PEDAL = 64
 DRUM_CHANNEL = 9  # channel 10, counted from 1

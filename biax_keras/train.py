@@ -39,7 +39,8 @@ from pathlib import Path
 
 from biax_keras import runs
 from biax_keras.errors import UserError
-from biax_keras.model import BiaxialConfig
+from biax_keras.files import write_atomic
+from biax_keras.model import BiaxialConfig, checked_fields
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ class TrainConfig:
         Raises:
             UserError: for an unknown key or a value of the wrong type.
         """
-        return cls(**_checked_fields(cls, values, "train"))
+        return cls(**checked_fields(cls, values, "train"))
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -132,38 +133,6 @@ class TrainConfig:
 def _require(condition, message):
     if not condition:
         raise UserError(message)
-
-
-def _checked_fields(cls, values, section):
-    """`values` checked against the annotated fields of dataclass `cls`."""
-    if not isinstance(values, dict):
-        raise UserError(f"the {section!r} config must be a JSON object, got {type(values).__name__}")
-    hints = typing.get_type_hints(cls)
-    unknown = sorted(set(values) - set(hints))
-    if unknown:
-        raise UserError(f"unknown {section} config key(s) {', '.join(unknown)}; "
-                        f"known keys: {', '.join(hints)}")
-    checked = {}
-    for name, value in values.items():
-        kind = hints[name]
-        optional = typing.get_origin(kind) is typing.Union and type(None) in typing.get_args(kind)
-        if optional:
-            kind = next(a for a in typing.get_args(kind) if a is not type(None))
-        if value is None and optional:
-            checked[name] = None
-            continue
-        if kind is bool:
-            ok = isinstance(value, bool)
-        elif kind is int:
-            ok = isinstance(value, int) and not isinstance(value, bool)
-        else:  # float: a whole number is a fine float
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            value = float(value) if ok else value
-        if not ok:
-            expected = kind.__name__ + (" or null" if optional else "")
-            raise UserError(f"{section} config key {name!r} must be {expected}, got {value!r}")
-        checked[name] = value
-    return checked
 
 
 def read_config(config):
@@ -603,18 +572,12 @@ def _check_run_folder(run_dir, config_dict, data_dir, overwrite=False):
 
 
 def _write_json_atomic(path, value):
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(value, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(value, indent=2) + "\n"))
 
 
 def save_model_atomic(model, path):
     """`model.save(path)`, written to a temporary file beside it and renamed."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    model.save(tmp)
-    os.replace(tmp, path)
+    write_atomic(path, model.save, suffix=".keras")
 
 
 def _history_rows(path):
@@ -810,15 +773,6 @@ def _write_hparams(log_dir, values):
 # ----------------------------------------------------------------------------
 
 
-def train_piece_count(data_dir, window, split="train"):
-    """Pieces of a prepared split with at least `window` steps (those make_dataset uses)."""
-    import numpy as np
-
-    from biax_keras import data
-
-    return int(np.count_nonzero(data.piece_lengths(data_dir, split) >= window))
-
-
 def _first_window(dataset):
     """`(inputs, target)` of the first window of a dataset, batch 1, in numpy."""
     for inputs, target in dataset.take(1).as_numpy_iterator():
@@ -929,7 +883,7 @@ def _train(data_dir, run_dir, config, strategy, overrides, init, callbacks, verb
         seed=train_config.seed)
     steps_per_epoch = train_config.steps_per_epoch
     if steps_per_epoch is None:
-        pieces = train_piece_count(data_dir, train_config.window)
+        pieces = data.usable_pieces(data_dir, "train", train_config.window)
         steps_per_epoch = math.ceil(pieces / train_config.batch_size)
 
     # Everything the user gave has been checked: only now is the folder written.
@@ -1036,24 +990,17 @@ def _train(data_dir, run_dir, config, strategy, overrides, init, callbacks, verb
 
 
 def _load_init(path):
-    """The model to start from, checked."""
-    import keras
-
-    from biax_keras.model import BiaxialModel
+    """The model to start from, checked as `biax_keras.load_model` checks a .keras file."""
+    import biax_keras
 
     path = Path(path)
     if not path.is_file():
         raise UserError(f"--init {path} does not exist (give a .keras file written by biax train)")
     try:
         # Only the weights are wanted: the run compiles its own optimizer.
-        model = keras.saving.load_model(path, safe_mode=True, compile=False)
-    except Exception as e:  # Keras raises many kinds for a bad file
-        raise UserError(f"--init {path} is not a Keras model file ({type(e).__name__}: "
-                        f"{str(e).splitlines()[0] if str(e) else 'unreadable'})") from None
-    if not isinstance(model, BiaxialModel):
-        raise UserError(f"--init {path} is a Keras model but not a biaxial model "
-                        f"({type(model).__name__})")
-    return model
+        return biax_keras._load_keras_file(str(path))
+    except UserError as e:
+        raise UserError(f"--init {e}") from None
 
 
 def _config_with_init(config, init_config):

@@ -60,7 +60,7 @@ def test_version(capsys):
 
 
 @pytest.mark.parametrize("command, shown", [
-    ("generate", ["--bpm BPM", "(default: 120.0)", "(default: 0)"]),
+    ("generate", ["--bpm BPM", "the primer's, else 120", "(default: 0)"]),
     ("prepare", ["(default: 78)", "(default: 24)", "(default: 0.8,0.1,0.1)"]),
     ("render", ["(default: auto)"]),
 ])

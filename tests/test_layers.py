@@ -188,36 +188,61 @@ def test_byte_dropout_keeps_the_expected_value(rate):
     assert first.mean() == pytest.approx(1.0, abs=0.02)
 
 
+def _random_weights(layer, seed):
+    """Every weight random (biases included), so no part of the step hides behind zeros."""
+    rng = np.random.default_rng(seed)
+    for variable in layer.weights:
+        variable.assign(rng.normal(0.0, 0.5, variable.shape).astype("float32"))
+    return layer
+
+
 def test_time_axis_step_equals_full_pass():
     layer = TimeAxisLSTM(units=(7, 6), dropout=0.5)
     rng = np.random.default_rng(3)
     batch, steps, notes = 2, 9, 5
     features = rng.standard_normal((batch, steps, notes, 11)).astype("float32")
+    layer.build(features.shape)
+    _random_weights(layer, 3)
     full = np.asarray(layer(features, training=False))
 
     states = layer.initial_state(batch * notes)
     for t in range(steps):
-        x = features[:, t].reshape(batch * notes, 11)
-        out, states = layer.step(x, states)
-        np.testing.assert_allclose(np.asarray(out).reshape(batch, notes, 6), full[:, t], atol=1e-5)
+        out, states = layer.step(features[:, t], states)
+        assert out.shape == (batch, notes, 6)
+        np.testing.assert_allclose(np.asarray(out), full[:, t], atol=1e-5, rtol=0)
 
 
-def test_note_axis_step_equals_full_pass():
+def test_note_axis_precompute_and_step_equal_full_pass():
     layer = NoteAxisLSTM(units=(7, 3), dropout=0.5)
     rng = np.random.default_rng(4)
     batch, steps, notes, size = 2, 3, 8, 6
     time_outputs = rng.standard_normal((batch, steps, notes, size)).astype("float32")
     target = (rng.random((batch, steps, notes, 2)) < 0.4).astype("float32")
+    layer.build(time_outputs.shape)
+    _random_weights(layer, 4)
     full = np.asarray(layer(time_outputs, target, training=False))
 
     rows = batch * steps
+    projected, below_kernel = layer.precompute(time_outputs.reshape(rows, notes, size))
+    assert projected.shape == (notes, rows, 4 * 7)  # note-major
     states = layer.initial_state(rows)
     below = np.zeros((rows, 2), "float32")
     for n in range(notes):
-        x = np.concatenate([time_outputs[:, :, n].reshape(rows, size), below], axis=-1)
-        out, states = layer.step(x, states)
-        np.testing.assert_allclose(np.asarray(out).reshape(batch, steps, 3), full[:, :, n], atol=1e-5)
+        out, states = layer.step(projected[n], below, states, below_kernel)
+        np.testing.assert_allclose(np.asarray(out).reshape(batch, steps, 3), full[:, :, n],
+                                   atol=1e-5, rtol=0)
         below = target[:, :, n].reshape(rows, 2)
+
+
+def test_head_logits_then_probabilities_is_the_head():
+    head = PlayArticulateHead()
+    x = np.random.default_rng(6).standard_normal((3, 9)).astype("float32")
+    head.build(x.shape)
+    _random_weights(head, 6)
+    logits = np.asarray(head.logits(x))
+    np.testing.assert_allclose(np.asarray(head.probabilities(logits)), np.asarray(head(x)),
+                               atol=1e-6)
+    np.testing.assert_allclose(1 / (1 + np.exp(-logits)), np.asarray(head(x)), atol=1e-6)
 
 
 def test_head_gives_probabilities():

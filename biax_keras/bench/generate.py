@@ -111,9 +111,9 @@ def run(args):
 
     import tensorflow as tf
 
-    import biax_keras.generate as generate_lib
+    from biax_keras import sampling
     from biax_keras.bench.train import MATMUL_SIZE, forward_flops_per_note_step, matmul_timer
-    from biax_keras.model import BiaxialConfig, build_model
+    from biax_keras.model import NOTES_PER_ITERATION, BiaxialConfig, build_model
 
     sizes = {}
     if args.time_units:
@@ -122,14 +122,14 @@ def run(args):
         sizes["note_units"] = _units(args.note_units)
     config = BiaxialConfig(**sizes)
     model = build_model(config, compile=False)
-    steps = generate_lib.steps_for_seconds(args.seconds, args.bpm, config.steps_per_quarter)
+    steps = sampling.steps_for_seconds(args.seconds, args.bpm, config.steps_per_quarter)
     music_seconds = steps * SECONDS_PER_MINUTE / args.bpm / config.steps_per_quarter
     sample_flops = forward_flops_per_note_step(config) * config.num_notes * steps
 
     def measure(num_samples):
         seeds = iter(range(args.seed, args.seed + args.repeats + 1))
         first, runs = _timed_runs(
-            lambda: generate_lib.generate_batch(model, num_samples, steps, seed=next(seeds)),
+            lambda: sampling.generate_batch(model, num_samples, steps, seed=next(seeds)),
             args.repeats)
         median = statistics.median(runs)
         result = {
@@ -170,8 +170,8 @@ def run(args):
         "steps": steps,
         "music_seconds": music_seconds,
         "bpm": args.bpm,
-        "decoder": {"jit_scope": generate_lib.JIT_SCOPE,
-                    "notes_per_iteration": generate_lib.NOTES_PER_ITERATION},
+        "decoder": {"jit_scope": sampling.JIT_SCOPE,
+                    "notes_per_iteration": NOTES_PER_ITERATION},
         "one": one,
         "batch": batch,
         "batch_time_ratio": round(batch_ratio, 2),

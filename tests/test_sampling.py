@@ -18,11 +18,12 @@ import pytest
 import biax_keras
 from biax_keras import cli, representation
 from biax_keras.errors import UserError
-from biax_keras.generate import (
-    StepDecoder,
+from biax_keras.primer import read_primer
+from biax_keras.sampling import (
+    Sampler,
+    SamplingControls,
     generate,
     generate_batch,
-    read_primer,
     score,
     steps_for_seconds,
 )
@@ -74,17 +75,17 @@ def test_step_by_step_probabilities_equal_teacher_forced_pass(model, notes, per_
     inputs = {"roll": roll, "beat": rng.integers(0, 16, (2, 9)).astype(np.int32),
               "target": _random_roll(rng, 2, 9, notes)}
     expected = np.asarray(model(inputs, training=False))
-    decoder = StepDecoder(model, notes_per_iteration=per_iteration)
-    stepped = decoder.score(inputs["roll"], inputs["beat"], inputs["target"])
+    sampler = Sampler(model, notes_per_iteration=per_iteration)
+    stepped = sampler.score(inputs["roll"], inputs["beat"], inputs["target"])
     np.testing.assert_allclose(stepped, expected, atol=1e-5, rtol=0)
     assert np.abs(expected - 0.5).max() > 0.2  # the weights do make a difference
 
 
-def test_uncompiled_decoder_agrees_too(model):
+def test_uncompiled_sampler_agrees_too(model):
     rng = np.random.default_rng(7)
     inputs = _model_inputs(_random_roll(rng, 1, 5, NOTES), np.arange(5)[None] % 16)
     expected = np.asarray(model(inputs, training=False))
-    stepped = StepDecoder(model, jit_scope="none").score(
+    stepped = Sampler(model, jit_scope="none").score(
         inputs["roll"], inputs["beat"], inputs["target"])
     np.testing.assert_allclose(stepped, expected, atol=1e-5, rtol=0)
 
@@ -178,6 +179,35 @@ def test_primer_is_kept_verbatim_as_the_opening(model):
     assert not np.array_equal(pieces[0, 7:], generate(model, 10, seed=3))
 
 
+def test_note_count_and_batch_size_can_change_in_one_process():
+    # The compiled parts are traced per note count: 20 notes, then 23, then a
+    # primer 17 notes wide, then 20 again, with batch sizes 1 and 3, in one process.
+    fresh = _random_weights(build_model(CONFIG, compile=False), seed=3)
+    first = biax_keras.generate(fresh, 6, seed=1)
+    assert first.shape == (6, NOTES, 2)
+    assert biax_keras.generate(fresh, 6, seed=1, num_notes=NOTES + 3).shape == (6, NOTES + 3, 2)
+    primer = np.zeros((3, NOTES - 3, 2), np.uint8)
+    primer[:, 5, 0] = 1
+    primer[0, 5, 1] = 1
+    assert biax_keras.generate(fresh, 6, seed=1, primer=primer).shape == (9, NOTES - 3, 2)
+    assert biax_keras.generate_batch(fresh, 3, 6, seed=1, num_notes=NOTES + 3).shape == (
+        3, 6, NOTES + 3, 2)
+    np.testing.assert_array_equal(biax_keras.generate(fresh, 6, seed=1), first)
+
+
+def test_controls_travel_as_one_object(model):
+    controls = SamplingControls(temperature=0.7, conservativity=1.3, adaptive=True)
+    np.testing.assert_array_equal(
+        generate(model, 16, seed=4, controls=controls),
+        generate(model, 16, seed=4, temperature=0.7, conservativity=1.3, adaptive=True))
+    assert not np.array_equal(generate(model, 16, seed=4, controls=controls),
+                              generate(model, 16, seed=4))
+    with pytest.raises(TypeError):
+        generate(model, 16, controls=controls, temperature=2.0)
+    with pytest.raises(UserError, match="adaptive"):
+        SamplingControls(adaptive="yes")
+
+
 def test_steps_for_seconds():
     assert steps_for_seconds(60, 120, 4) == 480
     assert steps_for_seconds(1, 90, 4) == 6
@@ -262,6 +292,13 @@ def test_load_model_rejects_what_is_not_a_model(tmp_path):
 
 
 def test_package_level_generate_is_the_sampler(model):
+    import inspect
+
+    import biax_keras.compose  # noqa: F401  (no submodule shadows the function)
+    import biax_keras.export  # noqa: F401
+    import biax_keras.sampling  # noqa: F401
+
+    assert inspect.isfunction(biax_keras.generate) and inspect.isfunction(biax_keras.generate_batch)
     np.testing.assert_array_equal(biax_keras.generate(model, 8, seed=2), generate(model, 8, seed=2))
     assert biax_keras.generate_batch(model, 2, 8).shape == (2, 8, NOTES, 2)
 
@@ -322,6 +359,16 @@ def test_exported_model_generates_without_the_package(model, saved, tmp_path):
     zeros = np.zeros((1, 3, NOTES, 2), np.float32)
     expected = model({"roll": zeros, "beat": np.zeros((1, 3), np.int32), "target": zeros})
     np.testing.assert_allclose(result["probabilities"], np.asarray(expected), atol=1e-5)
+
+    # Every sampling control is an input of both generation signatures.
+    import tensorflow as tf
+
+    signatures = tf.saved_model.load(str(out)).signatures
+    controls = set(SamplingControls.tensor_specs())
+    assert set(signatures["generate"].structured_input_signature[1]) == (
+        {"steps", "seed", "num_samples"} | controls)
+    assert set(signatures["generate_from_primer"].structured_input_signature[1]) == (
+        {"steps", "seed", "num_samples", "primer", "primer_beat"} | controls)
 
     # And through load_model, the exported model stands in for the Keras one.
     exported = biax_keras.load_model(out)
