@@ -262,6 +262,15 @@ def _read_source(source, split, model_config, steps_per_quarter=None):
     # is prepared on the whole piano (so that notes outside the model's range
     # are counted, not silently dropped) in a scratch folder.
     resolution = steps_per_quarter or jsb_steps_per_quarter(source)
+    if resolution is None and model_config.play_only:
+        # A play-only model learned from files of this very format, so the
+        # file is read at the model's resolution (a benchmark's test split
+        # scored by the model trained on its train split); a name or a flag
+        # stating another resolution is still refused below.
+        resolution = model_config.steps_per_quarter
+        log.warning("note: %s does not say its time resolution: read at the model's, %d steps "
+                    "per quarter note (--steps-per-quarter N if it is at another)",
+                    source, resolution)
     if resolution is None:
         raise UserError(f"{source} does not say its time resolution; give it with "
                         f"--steps-per-quarter (1 for quarter notes, 4 for 16th notes)")

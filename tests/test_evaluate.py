@@ -193,15 +193,26 @@ def test_cli_jsb_file_at_another_resolution_is_refused(jsb_file, tmp_path, capsy
     assert code == 2 and "quarter notes" in err
 
 
-def test_cli_jsb_file_without_a_stated_resolution_asks_for_it(jsb_file, tmp_path, capsys):
+def test_cli_jsb_file_without_a_stated_resolution(jsb_file, tmp_path, capsys, caplog):
     unnamed = tmp_path / "chorales.json"
     unnamed.write_text(jsb_file.read_text())
+    # A play-only model learned from this format: the file is read at the
+    # model's resolution, and the note says so.
     model_path = _tiny_model_file(tmp_path)  # quarter notes
-    code, _, err = _evaluate_cli(capsys, "--model", model_path, "--data", unnamed)
-    assert code == 2 and "--steps-per-quarter" in err and len(err.strip().splitlines()) == 1
-    code, result, _ = _evaluate_cli(capsys, "--model", model_path, "--data", unnamed,
-                                    "--steps-per-quarter", "1")
+    code, result, _ = _evaluate_cli(capsys, "--model", model_path, "--data", unnamed)
     assert code == 0 and result["pieces"] == 2
+    assert "does not say its time resolution: read at the model's, 1 steps" in caplog.text
+    code, stated, _ = _evaluate_cli(capsys, "--model", model_path, "--data", unnamed,
+                                    "--steps-per-quarter", "1")
+    assert code == 0 and stated["frame_nll"] == result["frame_nll"]
+    code, _, err = _evaluate_cli(capsys, "--model", model_path, "--data", unnamed,
+                                 "--steps-per-quarter", "4")
+    assert code == 2 and "mean nothing" in err
+    # An articulated model never saw this format: it asks for the resolution.
+    (tmp_path / "articulated").mkdir()
+    articulated = _tiny_model_file(tmp_path / "articulated", play_only=False, steps_per_quarter=1)
+    code, _, err = _evaluate_cli(capsys, "--model", articulated, "--data", unnamed)
+    assert code == 2 and "--steps-per-quarter" in err and len(err.strip().splitlines()) == 1
 
 
 def test_jsb_resolution_from_the_file_name():

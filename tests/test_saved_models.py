@@ -1,5 +1,10 @@
-"""The pretrained models shipped in saved_models/: `make demo` composes with one."""
+"""The pretrained models shipped in saved_models/: `make demo` composes with one,
+and each model card's promises hold as written."""
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,13 +17,21 @@ SHIPPED = {
     # folder: (lowest pitch, notes, steps per quarter, play only)
     "bach": (24, 78, 4, False),
     "jsb_chorales": (21, 88, 1, True),
+    "piano_midi_de": (21, 88, 2, True),
 }
+# Each shipped model stays small enough to live in the repository.
+MAX_BYTES = 10 * 2**20
+
+
+def test_every_shipped_folder_is_listed():
+    assert sorted(p.name for p in SAVED.iterdir() if p.is_dir()) == sorted(SHIPPED)
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_shipped_model_loads_and_composes(name):
     folder = SAVED / name
     assert (folder / "MODEL_CARD.md").is_file()
+    assert (folder / "model.keras").stat().st_size <= MAX_BYTES
     model = biax_keras.load_model(folder)
     config = model.config
     lowest, notes, per_quarter, play_only = SHIPPED[name]
@@ -27,3 +40,47 @@ def test_shipped_model_loads_and_composes(name):
     roll = biax_keras.generate(model, steps=16, seed=1)
     assert roll.shape == (16, notes, 2) and roll.dtype == np.uint8
     assert np.all(roll[..., 1] <= roll[..., 0])
+
+
+@pytest.mark.parametrize("name", sorted(n for n, v in SHIPPED.items() if v[3]))
+def test_benchmark_card_scores_a_test_split_as_written(name, tmp_path):
+    # The cards promise `biax evaluate --model saved_models/NAME --data FILE
+    # --split test` on any file in the benchmarks' JSON format.
+    card = (SAVED / name / "MODEL_CARD.md").read_text()
+    assert f"biax evaluate --model saved_models/{name} --data" in card and "--split test" in card
+    piece = [[48, 60, 64, 67], [48, 60, 64, 67], [43, 59, 62, 67], [48, 60, 64, 72]] * 3
+    path = tmp_path / "benchmark.json"
+    path.write_text(json.dumps({"train": [piece], "test": [piece, piece[4:]]}))
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("biax")), "evaluate", "--model",
+         str(SAVED / name), "--data", str(path), "--split", "test", "--json"],
+        capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert done.returncode == 0, done.stderr
+    scores = json.loads(done.stdout)
+    assert scores["pieces"] == 2 and scores["steps"] == 20 and scores["split"] == "test"
+    assert 0 < scores["frame_nll"] < 88 * np.log(2)
+
+
+def test_piano_card_composes_as_written(tmp_path):
+    card = (SAVED / "piano_midi_de" / "MODEL_CARD.md").read_text()
+    command = ("biax generate --model saved_models/piano_midi_de --out out/piano.mid "
+               "--seconds 30 --seed 1 --wav")
+    assert command in card
+    argv = command.split()
+    argv[0] = str(Path(sys.executable).with_name("biax"))
+    argv[argv.index("--model") + 1] = str(SAVED / "piano_midi_de")
+    (tmp_path / "out").mkdir()
+    done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "piano.mid").stat().st_size > 100
+    assert (tmp_path / "out" / "piano.wav").stat().st_size > 44_100
+
+
+def test_piano_plays_more_with_conservativity_below_one():
+    # The card's advice: P(play) ** c with c < 1 raises every P(play).
+    model = biax_keras.load_model(SAVED / "piano_midi_de")
+    plain = biax_keras.generate_batch(model, 4, 128, seed=3)
+    eager = biax_keras.generate_batch(model, 4, 128, seed=3, conservativity=0.5)
+    assert eager[..., 0].sum() > 1.2 * plain[..., 0].sum()
