@@ -19,19 +19,19 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)
 
-# Prepares the Bach chorales (report printed), then composes 30 seconds with
+# Prepares the Bach chorales once (report printed), then composes 30 seconds with
 # the shipped pretrained model: out/demo.mid, out/demo.wav (a General MIDI
 # piano) and out/demo.png (its piano roll).
 demo: $(STAMP)
-	$(BIN)/biax prepare bach --out data/bach
+	test -f data/bach/meta.json || $(BIN)/biax prepare bach --out data/bach
 	$(BIN)/biax generate --model $(DEMO_MODEL) --out out/demo.mid --seconds 30 --seed 1
 	$(BIN)/biax render out/demo.mid --to wav --to png
 
 # The JSB recipe: prepare, train the play-only model with early stopping on
 # valid, score it on the valid split (whole pieces).
 jsb: $(STAMP)
-	$(BIN)/biax prepare $(JSB) --out data/jsb-quarter --steps-per-quarter 1 --lowest-pitch 21 --num-notes 88
-	$(BIN)/biax train --data data/jsb-quarter --out runs/jsb --config training/configs/jsb.json
+	test -f data/jsb-quarter/meta.json || $(BIN)/biax prepare $(JSB) --out data/jsb-quarter --steps-per-quarter 1 --lowest-pitch 21 --num-notes 88
+	test -f runs/jsb/model.keras || $(BIN)/biax train --data data/jsb-quarter --out runs/jsb --config training/configs/jsb.json
 	$(BIN)/biax evaluate --model runs/jsb --data $(JSB) --split valid
 
 # One of the four polyphonic benchmarks (jsb_chorales, musedata, nottingham,

@@ -66,3 +66,17 @@ def test_make_demo_writes_a_piano_wav_and_a_readable_png(tmp_path):
     assert tuple(np.round(render._STRUCK, 2)) in colours or any(
         np.abs(np.array(c) - render._STRUCK).max() < 0.02 for c in colours)
     assert any(np.abs(np.array(c) - render._HELD).max() < 0.02 for c in colours)
+
+
+def test_make_demo_prepares_once_and_runs_again(tmp_path):
+    # `biax prepare` refuses to replace a prepared dataset, so the recipe
+    # prepares only when there is none: a second `make demo` must not fail.
+    [line] = [line for line in (ROOT / "Makefile").read_text().split("\ndemo:", 1)[1]
+              .split("\n\n", 1)[0].splitlines() if "prepare" in line]
+    line = line.strip().replace("$(BIN)", str(Path(sys.executable).parent))
+    for attempt in (1, 2):
+        done = subprocess.run(["bash", "-c", line], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, (attempt, done.stderr)
+        assert (tmp_path / "data" / "bach" / "meta.json").is_file()
+        assert ("Read " in done.stdout) == (attempt == 1)
