@@ -48,7 +48,7 @@ fi
 
 prepared="$PREPARED/$dataset"
 run="$RUNS/$dataset"
-if [ ! -f "$prepared/report.json" ]; then
+if [ ! -f "$prepared/meta.json" ]; then
   "$BIAX" prepare "$source_file" --out "$prepared" \
       --steps-per-quarter "$spq" --lowest-pitch 21 --num-notes 88
 fi

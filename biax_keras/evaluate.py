@@ -35,12 +35,9 @@ log = logging.getLogger(__name__)
 # Pieces are scored in batches padded at the end: the time axis is causal, so
 # padding after a piece cannot change the probabilities of its own steps.
 _BATCH_SIZE = 16
-# JSB-format files are read on the 88 keys of the piano (MIDI 21..108).
-PIANO_LOWEST, PIANO_NOTES = 21, 88
 # MIDI files are read on every MIDI pitch, so that notes outside the model's
 # range are counted rather than lost.
 MIDI_LOWEST, MIDI_NOTES = 0, 128
-JSB_SUFFIXES = (".json", ".pickle", ".pkl")
 # A JSB-format file records no time resolution; the published files say it in
 # their names (jsb-chorales-quarter.json, jsb-chorales-16th.json).
 _RESOLUTION_WORDS = {"quarter": 1, "eighth": 2, "8th": 2, "16th": 4, "sixteenth": 4}
@@ -180,7 +177,7 @@ def _source_kind(source):
             return "midi"
         raise UserError(f"{source} is neither a prepared dataset (no meta.json) nor a folder "
                         f"of MIDI files (.mid, .midi, .kar)")
-    if source.lower().endswith(JSB_SUFFIXES):
+    if source.lower().endswith(prepared.JSON_SUFFIXES + prepared.PICKLE_SUFFIXES):
         return "jsb"
     if midi_files(source):
         return "midi"
@@ -283,8 +280,8 @@ def _read_source(source, split, model_config, steps_per_quarter=None):
                 source,
                 out,
                 steps_per_quarter=resolution,
-                lowest_pitch=PIANO_LOWEST,
-                num_notes=PIANO_NOTES,
+                lowest_pitch=data.JSB_LOWEST_PITCH,
+                num_notes=data.JSB_NUM_NOTES,
             )
         meta = dict(data.load_meta(out), notes_dropped=int(report.get("notes_dropped", 0)),
                     split_counts=report.get("pieces", {}))

@@ -10,6 +10,9 @@ import os
 from biax_keras.errors import UserError
 
 META_FILE = "meta.json"
+# Sources `biax prepare` reads in the JSB format (Boulanger-Lewandowski 2012).
+JSON_SUFFIXES = (".json",)
+PICKLE_SUFFIXES = (".pickle", ".pkl")
 REPORT_FILE = "report.json"
 
 
