@@ -35,16 +35,21 @@ def arpeggio_piece(root, bars):
     return notes
 
 
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    """A prepared folder of 20 six-bar pieces (96 steps each): 16 train, 2 valid, 2 test."""
-    base = tmp_path_factory.mktemp("train_data")
+def arpeggio_folder(base):
+    """`base/midi`: 20 six-bar arpeggio pieces (96 steps each) on every root of the octave."""
     source = base / "midi"
     source.mkdir()
     for i in range(20):
         (source / f"piece{i:02d}.mid").write_bytes(midi_bytes(arpeggio_piece(48 + i % 12, 6)))
+    return source
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """A prepared folder of 20 six-bar pieces (96 steps each): 16 train, 2 valid, 2 test."""
+    base = tmp_path_factory.mktemp("train_data")
     out = base / "prepared"
-    report = data.prepare(source, out, workers=1)
+    report = data.prepare(arpeggio_folder(base), out, workers=1)
     assert report["pieces"]["valid"] >= 1
     return out
 
@@ -320,12 +325,8 @@ def free_port():
 def sharded(tmp_path_factory):
     """The arpeggio pieces prepared as 4 train shards (2 per worker of a pair)."""
     base = tmp_path_factory.mktemp("sharded_data")
-    source = base / "midi"
-    source.mkdir()
-    for i in range(20):
-        (source / f"piece{i:02d}.mid").write_bytes(midi_bytes(arpeggio_piece(48 + i % 12, 6)))
     out = base / "prepared"
-    data.prepare(source, out, workers=1, shards=4)
+    data.prepare(arpeggio_folder(base), out, workers=1, shards=4)
     assert data.load_meta(out)["shards"]["train"] == 4
     return out
 
