@@ -14,6 +14,7 @@ TensorFlow's start-up. Every command creates the folders its outputs go into.
 import argparse
 import json
 import logging
+import math
 import os
 import re
 import sys
@@ -76,6 +77,30 @@ def _positive_float(text):
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _number(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def _non_negative_float(text):
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def _fraction(text):
+    value = _number(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
     return value
 
 
@@ -196,6 +221,16 @@ def _add_train(subparsers):
     p.add_argument("--patience", type=_positive_int,
                    help="stop after this many epochs without a better valid NLL")
     p.add_argument("--seed", type=int)
+    p.add_argument("--lr-decay-patience", type=_positive_int, metavar="N",
+                   help="halve the learning rate (train.lr_decay_factor) after N epochs "
+                        "without a better valid NLL (default: never)")
+    p.add_argument("--weight-decay", type=_non_negative_float,
+                   help="decoupled weight decay, as AdamW's (default: 0)")
+    p.add_argument("--ema", type=_fraction, metavar="DECAY",
+                   help="keep a moving average of the weights with this decay (e.g. 0.999) and "
+                        "validate and save the average (default: off)")
+    p.add_argument("--transpose", action=argparse.BooleanOptionalAction, default=None,
+                   help="random transposition of training windows (default: on)")
     p.add_argument("--init", metavar="MODEL.keras", help="start from this trained model's weights")
     p.add_argument("--image-every", type=_non_negative_int, metavar="N",
                    help="TensorBoard: the true roll beside the model's probabilities on a "
@@ -232,7 +267,9 @@ def _run_train(args):
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "window": args.window,
                  "steps_per_epoch": args.steps_per_epoch, "learning_rate": args.learning_rate,
                  "patience": args.patience, "seed": args.seed,
-                 "image_every": args.image_every, "sample_every": args.sample_every}
+                 "image_every": args.image_every, "sample_every": args.sample_every,
+                 "lr_decay_patience": args.lr_decay_patience, "weight_decay": args.weight_decay,
+                 "ema": args.ema, "transpose": args.transpose}
     report = train.train(args.data, args.out, args.config, strategy=args.strategy,
                          overrides=overrides, init=args.init, overwrite=args.overwrite,
                          peer_timeout_s=args.peer_timeout or train.DEFAULT_PEER_TIMEOUT_S)

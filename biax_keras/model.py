@@ -442,7 +442,8 @@ def metrics_for(config):
     return metrics
 
 
-def build_model(config=None, learning_rate=1e-3, clipnorm=1.0, compile=True):
+def build_model(config=None, learning_rate=1e-3, clipnorm=1.0, compile=True, weight_decay=0.0,
+                ema=None):
     """Builds (and by default compiles) a `BiaxialModel`.
 
     Args:
@@ -450,20 +451,28 @@ def build_model(config=None, learning_rate=1e-3, clipnorm=1.0, compile=True):
         learning_rate: Adam's learning rate.
         clipnorm: gradient clipping by global norm (None to turn it off).
         compile: whether to compile with the frame-NLL loss and metrics.
+        weight_decay: Adam's decoupled weight decay (0: none).
+        ema: momentum of the optimizer's moving average of the weights (None:
+            none); see `train.TrainConfig.ema`.
 
     Returns:
         A built `BiaxialModel`.
     """
     model = BiaxialModel(config)
     if compile:
-        compile_model(model, learning_rate=learning_rate, clipnorm=clipnorm)
+        compile_model(model, learning_rate=learning_rate, clipnorm=clipnorm,
+                      weight_decay=weight_decay, ema=ema)
     return model
 
 
-def compile_model(model, learning_rate=1e-3, clipnorm=1.0):
+def compile_model(model, learning_rate=1e-3, clipnorm=1.0, weight_decay=0.0, ema=None):
     """Compiles `model` with Adam, the frame-NLL loss and the metrics."""
+    optimizer = keras.optimizers.Adam(
+        learning_rate=learning_rate, global_clipnorm=clipnorm,
+        weight_decay=weight_decay or None,
+        use_ema=ema is not None, ema_momentum=0.99 if ema is None else ema)
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate, global_clipnorm=clipnorm),
+        optimizer=optimizer,
         loss=FrameNLL(model.config.play_only),
         metrics=metrics_for(model.config),
     )

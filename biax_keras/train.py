@@ -85,6 +85,15 @@ class TrainConfig:
             every epoch.
         mixed_precision: compute in bfloat16 (CPU) or float16 (GPU) with
             float32 weights; the saved model computes in float32.
+        lr_decay_patience: multiply the learning rate by `lr_decay_factor`
+            after this many epochs without a better valid frame NLL (Keras's
+            ReduceLROnPlateau); None keeps it constant.
+        lr_decay_factor: what the learning rate is multiplied by on a plateau.
+        min_learning_rate: the learning rate is never decayed below this.
+        weight_decay: decoupled weight decay of Adam (AdamW's); 0 for none.
+        ema: decay of an exponential moving average of the weights (e.g.
+            0.999), kept by the optimizer; validation, checkpoints and
+            model.keras use the averaged weights. None trains without one.
     """
 
     epochs: int = 100
@@ -102,11 +111,17 @@ class TrainConfig:
     patience: typing.Optional[int] = None
     backup_every: typing.Optional[int] = None
     mixed_precision: bool = False
+    lr_decay_patience: typing.Optional[int] = None
+    lr_decay_factor: float = 0.5
+    min_learning_rate: float = 1e-5
+    weight_decay: float = 0.0
+    ema: typing.Optional[float] = None
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "window", "sample_steps"):
             _require(getattr(self, name) >= 1, f"train.{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("steps_per_epoch", "validation_steps", "patience", "backup_every"):
+        for name in ("steps_per_epoch", "validation_steps", "patience", "backup_every",
+                     "lr_decay_patience"):
             value = getattr(self, name)
             _require(value is None or value >= 1,
                      f"train.{name} must be at least 1 or null, got {value}")
@@ -116,6 +131,15 @@ class TrainConfig:
         _require(self.learning_rate > 0, f"train.learning_rate must be positive, got {self.learning_rate}")
         _require(self.clipnorm is None or self.clipnorm > 0,
                  f"train.clipnorm must be positive or null, got {self.clipnorm}")
+        _require(0 < self.lr_decay_factor < 1,
+                 f"train.lr_decay_factor must be between 0 and 1, got {self.lr_decay_factor}")
+        _require(0 <= self.min_learning_rate <= self.learning_rate,
+                 f"train.min_learning_rate must be between 0 and the learning rate "
+                 f"{self.learning_rate}, got {self.min_learning_rate}")
+        _require(self.weight_decay >= 0,
+                 f"train.weight_decay must be 0 or more, got {self.weight_decay}")
+        _require(self.ema is None or 0 < self.ema < 1,
+                 f"train.ema must be between 0 and 1 (e.g. 0.999) or null, got {self.ema}")
 
     @classmethod
     def from_dict(cls, values):
@@ -614,6 +638,87 @@ def _best_so_far(history_path, before_epoch, key="val_frame_nll"):
     return min(values) if values else None
 
 
+def _plateau_so_far(history_path, before_epoch, key="val_frame_nll"):
+    """`(best, epochs since it)` of `key` over history.csv's epochs before `before_epoch`.
+
+    A resumed run's early stopping and learning-rate decay count from these,
+    rather than forgetting the epochs before the resume. A repeated epoch (a
+    kill between its records and its backup) counts once, its last row.
+    """
+    values = {}
+    for row in _history_rows(history_path):
+        try:
+            epoch, value = int(row["epoch"]), float(row[key])
+        except (KeyError, ValueError, TypeError):
+            continue
+        if epoch < before_epoch and math.isfinite(value):
+            values[epoch] = value
+    best, wait = None, 0
+    for epoch in sorted(values):
+        if best is None or values[epoch] < best:
+            best, wait = values[epoch], 0
+        else:
+            wait += 1
+    return best, wait
+
+
+def _resumed(callback_class, plateau):
+    """`callback_class` (EarlyStopping, ReduceLROnPlateau) starting from `plateau`.
+
+    Both forget their best value and their count of epochs without it at the
+    start of `fit`; a resumed run gives them back what history.csv says.
+    """
+    best, wait = plateau
+
+    class Resumed(callback_class):
+        def on_train_begin(self, logs=None):
+            super().on_train_begin(logs)
+            if best is not None:
+                self.best, self.wait = best, wait
+
+    Resumed.__name__ = callback_class.__name__
+    return Resumed
+
+
+def _ema_callbacks():
+    """Two callbacks that put the optimizer's averaged weights in the model.
+
+    The first swaps the average in when validation begins and leaves it there
+    through the epoch's records (checkpoint, history, images, early
+    stopping); the second, placed before the backup, swaps the trained
+    weights back so that the backup (and the next epoch) carries on training
+    them. Keras's SwapEMAWeights swaps back only when the next epoch begins,
+    after the backup has saved the average as if it were the trained weights.
+    """
+    import keras
+
+    class AverageIn(keras.callbacks.SwapEMAWeights):
+        def __init__(self):
+            super().__init__(swap_on_epoch=False)
+
+        def on_test_end(self, logs=None):
+            pass  # the average stays for the epoch's records
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.on_test_begin()  # an epoch without validation still records the average
+
+        def swap_out(self):
+            if self._ema_weights_in_model:
+                self._swap_variables()
+                self._ema_weights_in_model = False
+
+    average_in = AverageIn()
+
+    class AverageOut(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            average_in.swap_out()
+
+        def on_train_end(self, logs=None):
+            average_in.swap_out()
+
+    return average_in, AverageOut()
+
+
 # ----------------------------------------------------------------------------
 # TensorBoard pictures and sounds
 # ----------------------------------------------------------------------------
@@ -901,7 +1006,8 @@ def _train(data_dir, run_dir, config, strategy, overrides, init, callbacks, verb
 
     with _dtype_policy(policy), scope:
         model = build_model(model_config, learning_rate=train_config.learning_rate,
-                            clipnorm=train_config.clipnorm)
+                            clipnorm=train_config.clipnorm, weight_decay=train_config.weight_decay,
+                            ema=train_config.ema)
         if init_model is not None:
             model.set_weights(init_model.get_weights())
     if strategy is not None and strategy.num_replicas_in_sync > 1:
@@ -919,8 +1025,11 @@ def _train(data_dir, run_dir, config, strategy, overrides, init, callbacks, verb
     history_path = work_dir / "history.csv"
     (work_dir / "checkpoints").mkdir(exist_ok=True)
     best = _best_so_far(history_path, initial_epoch)
+    plateau = _plateau_so_far(history_path, initial_epoch)
+    ema_in, ema_out = _ema_callbacks() if train_config.ema is not None else (None, None)
     run_callbacks = [
         keras.callbacks.TerminateOnNaN(),
+        ema_in,
         keras.callbacks.ModelCheckpoint(
             str(work_dir / "checkpoints" / BEST_CHECKPOINT), monitor="val_frame_nll",
             mode="min", save_best_only=True, initial_value_threshold=best),
@@ -931,14 +1040,22 @@ def _train(data_dir, run_dir, config, strategy, overrides, init, callbacks, verb
                        hparams_of(model_config, train_config) if chief else None),
     ]
     if train_config.patience:
-        run_callbacks.append(keras.callbacks.EarlyStopping(
+        run_callbacks.append(_resumed(keras.callbacks.EarlyStopping, plateau)(
             monitor="val_frame_nll", mode="min", patience=train_config.patience,
             restore_best_weights=True))
+    if train_config.lr_decay_patience:
+        run_callbacks.append(_resumed(keras.callbacks.ReduceLROnPlateau, plateau)(
+            monitor="val_frame_nll", mode="min", patience=train_config.lr_decay_patience,
+            factor=train_config.lr_decay_factor, min_lr=train_config.min_learning_rate,
+            verbose=1))
+    # The backup holds the trained weights, not their average.
+    run_callbacks.append(ema_out)
     # Last, so that a kill between the epoch's records and its backup redoes
     # the epoch (a repeated history row) rather than skipping its records.
     run_callbacks.append(keras.callbacks.BackupAndRestore(
         str(work_dir / "backup"), save_freq=train_config.backup_every or "epoch",
         double_checkpoint=True, delete_checkpoint=False))
+    run_callbacks = [c for c in run_callbacks if c is not None]
     if watchdog is not None:
         run_callbacks.insert(0, watchdog.callback())
     run_callbacks.extend(callbacks)
@@ -958,7 +1075,10 @@ def _train(data_dir, run_dir, config, strategy, overrides, init, callbacks, verb
     best_path = work_dir / "checkpoints" / BEST_CHECKPOINT
     best, best_epoch = _best_epoch(history_path)
     last_epoch = initial_epoch + len(next(iter(history.history.values()), []))
-    if best_path.is_file() and best_epoch is not None and best_epoch != last_epoch:
+    # With averaged weights the model now holds the trained ones: the
+    # checkpoint holds the average.
+    averaged = train_config.ema is not None
+    if best_path.is_file() and best_epoch is not None and (averaged or best_epoch != last_epoch):
         # The run's model is its best one, not merely its last.
         model.load_weights(best_path)
         log.info("model.keras: the weights of epoch %d (best valid frame NLL %.4f), not of "
