@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""The ablation table: the quality recipe with one change at a time, over seeds.
+
+    python benchmarks/ablation.py                                  # JSB, every variant, seeds 0 1 2
+    python benchmarks/ablation.py --variants base,ema --seeds 0,1,2
+    python benchmarks/ablation.py --collect                        # only the table of what is done
+
+Each (variant, seed) is one run of benchmarks/quality.sh (prepare once,
+train with early stopping on valid, score valid on whole pieces) with the
+dataset's config changed as benchmarks/ablations.json says, in its own folder
+RUNS/DATASET/VARIANT-seedN. Running the command again resumes unfinished runs
+and skips finished ones, so the table fills in over as many sittings as it
+takes. The table (median and best over seeds of the valid frame NLL, and the
+median's difference from the base recipe) is printed as Markdown and written
+to benchmarks/results/ablation-DATASET-DATE.json.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RECIPE = ROOT / "benchmarks" / "quality.sh"
+VARIANTS = ROOT / "benchmarks" / "ablations.json"
+# The config quality.sh trains each dataset with.
+CONFIGS = {"jsb_chorales": "jsb", "musedata": "musedata", "nottingham": "nottingham",
+           "piano_midi_de": "piano_midi_de"}
+
+
+def fail(message):
+    print(f"ablation: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def variant_config(base, variant):
+    """`base` (a run config dict) with the variant's model and train keys replaced."""
+    config = {"model": dict(base.get("model", {})), "train": dict(base.get("train", {}))}
+    for section in ("model", "train"):
+        config[section].update(variant.get(section, {}))
+    return config
+
+
+def run_folder(runs, dataset, name, seed):
+    return Path(runs) / dataset / f"{name}-seed{seed}"
+
+
+def latest_result(folder, split="valid"):
+    """The newest `quality-*-<split>-*.json` quality.sh wrote in `folder`/results, or None."""
+    found = sorted((folder / "results").glob(f"quality-*-{split}-*.json"))
+    return json.loads(found[-1].read_text()) if found else None
+
+
+def history_epochs(run):
+    """`(epochs trained, best epoch counted from 1)` from the run's history.csv."""
+    import csv
+
+    try:
+        with open(run / "history.csv", newline="") as f:
+            rows = {int(r["epoch"]): float(r["val_frame_nll"]) for r in csv.DictReader(f)}
+    except (OSError, KeyError, ValueError):
+        return None, None
+    if not rows:
+        return None, None
+    return max(rows) + 1, min(rows, key=rows.get) + 1
+
+
+def run_one(folder, dataset, config, seed, env):
+    """Trains and scores one (variant, seed) with quality.sh; adds its wall time to timing.json."""
+    folder.mkdir(parents=True, exist_ok=True)
+    config_path = folder / "config.json"
+    text = json.dumps(config, indent=2) + "\n"
+    if config_path.exists() and config_path.read_text() != text:
+        fail(f"{config_path} differs from the variant's config now; remove {folder} to "
+             "run the variant again")
+    config_path.write_text(text)
+    environment = dict(env, RUNS=str(folder), RESULTS=str(folder / "results"),
+                       CONFIG=str(config_path), EXTRA_TRAIN_FLAGS=f"--seed {seed}")
+    started = time.monotonic()
+    with open(folder / "recipe.log", "a") as log:
+        code = subprocess.run(["bash", str(RECIPE), dataset], env=environment, stdout=log,
+                              stderr=subprocess.STDOUT).returncode
+    timing = folder / "timing.json"
+    seconds = json.loads(timing.read_text())["seconds"] if timing.exists() else 0.0
+    timing.write_text(json.dumps({"seconds": round(seconds + time.monotonic() - started, 1)}))
+    if code != 0:
+        fail(f"{dataset} {folder.name} failed (exit {code}); see {folder / 'recipe.log'}")
+
+
+def collect(runs, dataset, variants, seeds):
+    """One row per variant with at least one scored seed."""
+    rows = []
+    for name, variant in variants.items():
+        scores = []
+        for seed in seeds:
+            folder = run_folder(runs, dataset, name, seed)
+            result = latest_result(folder)
+            if result is None:
+                continue
+            epochs, best_epoch = history_epochs(folder / dataset)
+            timing = folder / "timing.json"
+            scores.append({
+                "seed": seed, "valid_frame_nll": result["frame_nll"],
+                "valid_accuracy": result["accuracy"], "epochs": epochs, "best_epoch": best_epoch,
+                "seconds": json.loads(timing.read_text())["seconds"] if timing.exists() else None,
+            })
+        if scores:
+            nll = [s["valid_frame_nll"] for s in scores]
+            rows.append({"variant": name, "change": variant.get("change", ""), "seeds": scores,
+                         "median": statistics.median(nll), "best": min(nll)})
+    base = next((r["median"] for r in rows if r["variant"] == "base"), None)
+    for row in rows:
+        row["delta"] = None if base is None else row["median"] - base
+    return rows
+
+
+def markdown(rows):
+    lines = ["| variant | change | seeds | valid NLL median | best | vs base | epochs (best) | time per run |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        seeds = row["seeds"]
+        epochs = statistics.median(s["epochs"] or 0 for s in seeds)
+        best_epoch = statistics.median(s["best_epoch"] or 0 for s in seeds)
+        seconds = [s["seconds"] for s in seeds if s["seconds"] is not None]
+        time_text = f"{statistics.median(seconds) / 60:.0f} min" if seconds else "?"
+        delta = "" if row["delta"] is None or row["variant"] == "base" else f"{row['delta']:+.3f}"
+        lines.append(f"| {row['variant']} | {row['change']} | {len(seeds)} | {row['median']:.3f} | "
+                     f"{row['best']:.3f} | {delta} | {epochs:.0f} ({best_epoch:.0f}) | {time_text} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default="jsb_chorales", choices=sorted(CONFIGS))
+    parser.add_argument("--base", metavar="CONFIG", help="the recipe's config (default: the "
+                                                      "dataset's in training/configs)")
+    parser.add_argument("--variants-file", default=str(VARIANTS), metavar="JSON",
+                        help="variant name -> {change, model, train} (default: %(default)s)")
+    parser.add_argument("--variants", help="comma-separated names from benchmarks/ablations.json "
+                                           "(default: all of them)")
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: 0,1,2)")
+    parser.add_argument("--runs", default="runs/ablation", help="folder of the runs")
+    parser.add_argument("--collect", action="store_true", help="train nothing; print the table")
+    parser.add_argument("--out", help="the table's JSON (default: "
+                                      "benchmarks/results/ablation-DATASET-DATE.json)")
+    args = parser.parse_args(argv)
+
+    variants = json.loads(Path(args.variants_file).read_text())
+    if args.variants:
+        names = [n for n in args.variants.split(",") if n]
+        unknown = [n for n in names if n not in variants]
+        if unknown:
+            fail(f"unknown variant {', '.join(unknown)}; choose from {', '.join(variants)}")
+        variants = {n: variants[n] for n in names}
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s]
+    except ValueError:
+        fail(f"--seeds takes whole numbers separated by commas, got {args.seeds!r}")
+    base = json.loads(Path(args.base or ROOT / "training" / "configs" /
+                           f"{CONFIGS[args.dataset]}.json").read_text())
+
+    if not args.collect:
+        env = dict(os.environ)
+        for seed in seeds:  # every variant's first seed before any second one
+            for name, variant in variants.items():
+                folder = run_folder(args.runs, args.dataset, name, seed)
+                if latest_result(folder) is None:
+                    print(f"{args.dataset} {name} seed {seed} ...", file=sys.stderr, flush=True)
+                    run_one(folder, args.dataset, variant_config(base, variant), seed, env)
+
+    rows = collect(args.runs, args.dataset, variants, seeds)
+    if not rows:
+        fail(f"no finished runs under {args.runs}/{args.dataset}; run without --collect first")
+    out = Path(args.out or ROOT / "benchmarks" / "results" /
+               f"ablation-{args.dataset}-{datetime.date.today().isoformat()}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    record = {"dataset": args.dataset, "date": datetime.date.today().isoformat(),
+              "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.processor()}",
+              "rows": rows}
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    tmp.replace(out)
+    print(markdown(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""benchmarks/ablation.py: variants over seeds, run as a user runs it, on a tiny file."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from test_quality_recipe import TINY, TINY_CONFIG
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "benchmarks" / "ablation.py"
+
+
+def _ablation(tmp_path, *args):
+    environment = dict(
+        os.environ, TF_CPP_MIN_LOG_LEVEL="2", BIAX=str(Path(sys.executable).parent / "biax"),
+        DATA_DIR=str(tmp_path / "shared"), PREPARED=str(tmp_path / "data"))
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), "--dataset", "nottingham", "--base", str(tmp_path / "base.json"),
+         "--variants-file", str(tmp_path / "variants.json"), "--runs", str(tmp_path / "runs"),
+         "--out", str(tmp_path / "table.json"), *args],
+        env=environment, capture_output=True, text=True, timeout=900)
+
+
+def test_variants_over_seeds_make_one_table_and_a_second_run_trains_nothing(tmp_path):
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "nottingham.json").write_text(json.dumps(TINY))
+    (tmp_path / "base.json").write_text(json.dumps(TINY_CONFIG))
+    (tmp_path / "variants.json").write_text(json.dumps({
+        "base": {"change": "as it is"},
+        "no-transpose": {"change": "no random transposition", "train": {"transpose": False}},
+        "unused": {"change": "not asked for", "model": {"dropout": 0.3}},
+    }))
+    done = _ablation(tmp_path, "--variants", "base,no-transpose", "--seeds", "0,1")
+    assert done.returncode == 0, done.stderr
+    table = json.loads((tmp_path / "table.json").read_text())
+    assert [r["variant"] for r in table["rows"]] == ["base", "no-transpose"]
+    for row in table["rows"]:
+        assert [s["seed"] for s in row["seeds"]] == [0, 1]
+        nll = [s["valid_frame_nll"] for s in row["seeds"]]
+        assert row["best"] == min(nll) and min(nll) <= row["median"] <= max(nll)
+        assert all(s["epochs"] == 2 for s in row["seeds"])
+    base = table["rows"][0]["median"]
+    assert table["rows"][1]["delta"] == table["rows"][1]["median"] - base
+    # Each run trained on its own change and seed.
+    run = tmp_path / "runs" / "nottingham" / "no-transpose-seed1" / "nottingham"
+    config = json.loads((run / "config.json").read_text())["train"]
+    assert (config["transpose"], config["seed"]) == (False, 1)
+    assert "| no-transpose | no random transposition | 2 |" in done.stdout
+
+    timing = tmp_path / "runs" / "nottingham" / "base-seed0" / "timing.json"
+    before = timing.read_text()
+    again = _ablation(tmp_path, "--variants", "base,no-transpose", "--seeds", "0,1")
+    assert again.returncode == 0, again.stderr
+    assert timing.read_text() == before  # finished: not trained or scored again
+    assert json.loads((tmp_path / "table.json").read_text())["rows"] == table["rows"]
+
+
+def test_unknown_variant_and_nothing_done_are_one_line(tmp_path):
+    (tmp_path / "base.json").write_text(json.dumps(TINY_CONFIG))
+    (tmp_path / "variants.json").write_text(json.dumps({"base": {"change": "as it is"}}))
+    unknown = _ablation(tmp_path, "--variants", "bigger")
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip() == "ablation: unknown variant bigger; choose from base"
+    nothing = _ablation(tmp_path, "--collect")
+    assert nothing.returncode == 2 and "no finished runs" in nothing.stderr
