@@ -587,8 +587,10 @@ def _check_run_folder(run_dir, config_dict, data_dir, overwrite=False):
     if previous.get("model") != config_dict["model"]:
         raise UserError(f"{run_dir} holds an unfinished run of a different model config; "
                         "give a new --out, or the same config to resume it")
+    # A key the run folder lacks is one added since: it had its default.
+    defaults = TrainConfig().to_dict()
     changed = sorted(k for k, v in config_dict["train"].items()
-                     if previous.get("train", {}).get(k) != v)
+                     if previous.get("train", {}).get(k, defaults.get(k)) != v)
     if changed:
         log.warning("resuming %s with changed train settings: %s", run_dir, ", ".join(changed))
     log.info("resuming %s at epoch %d", run_dir, resume_epoch + 1)

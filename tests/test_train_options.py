@@ -166,3 +166,21 @@ def test_bad_option_values_are_one_line(prepared, tmp_path, capsys, flag, value,
 def test_bad_option_values_in_a_config_are_refused(values, message):
     with pytest.raises(Exception, match=message):
         train.TrainConfig.from_dict(values)
+
+
+def test_resuming_with_a_new_option_names_only_what_changed(prepared, tmp_path, caplog):
+    """A run folder written before an option existed had its default: not a change."""
+    run = tmp_path / "run"
+    config = with_train(epochs=2, steps_per_epoch=3)
+    with pytest.raises(RuntimeError, match="crash"):
+        train.train(prepared, run, config, callbacks=[_Crash(1, 1)], verbose=0)
+    written = json.loads((run / "config.json").read_text())
+    for key in ("lr_decay_patience", "lr_decay_factor", "min_learning_rate", "weight_decay", "ema"):
+        del written["train"][key]
+    (run / "config.json").write_text(json.dumps(written))
+    with caplog.at_level("WARNING"):
+        report = train.train(prepared, run, with_train(epochs=2, steps_per_epoch=3,
+                                                       lr_decay_patience=4), verbose=0)
+    assert report["initial_epoch"] == 1
+    warnings = [r.getMessage() for r in caplog.records if "changed train settings" in r.getMessage()]
+    assert warnings == [f"resuming {run} with changed train settings: lr_decay_patience"]
