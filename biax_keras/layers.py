@@ -24,10 +24,10 @@ _PITCH_CLASSES = 12
 _NEIGHBOUR_RADIUS = 12
 
 
-def note_feature_size(beat_bits):
+def note_feature_size(beat_bits, pitch_position=True):
     """Number of features NoteFeatures makes per note and step."""
     neighbours = (2 * _NEIGHBOUR_RADIUS + 1) * 2
-    return 1 + _PITCH_CLASSES + neighbours + _PITCH_CLASSES + beat_bits
+    return int(pitch_position) + _PITCH_CLASSES + neighbours + _PITCH_CLASSES + beat_bits
 
 
 @keras.saving.register_keras_serializable(package="biax_keras")
@@ -36,14 +36,17 @@ class NoteFeatures(keras.layers.Layer):
 
     For every note and step it concatenates:
 
-    - pitch position: the MIDI pitch, centred and scaled (1 value);
+    - pitch position: the MIDI pitch, centred and scaled (1 value; left out
+      with `pitch_position=False`, which leaves pitch class as the only
+      absolute pitch information);
     - pitch class, one-hot (12);
     - play and articulate of the 25 notes at -12..+12 semitones, note itself
       included (50); neighbours outside the note range are zero;
     - how many notes of each pitch class sound, rotated so that index 0 is the
       note's own pitch class (12);
     - the bar position of the step being predicted as `beat_bits` binary
-      digits, least significant first, mapped to -1/+1.
+      digits, least significant first, mapped to -1/+1 (none with
+      `beat_bits=0`).
 
     Everything is computed with tensor ops over whole rolls; nothing loops over
     notes or steps, and nothing depends on the number of notes.
@@ -51,7 +54,8 @@ class NoteFeatures(keras.layers.Layer):
     Args:
         lowest_pitch: int. MIDI pitch of note index 0.
         beat_bits: int. Binary digits of the bar position (6 covers bars of
-            up to 64 steps).
+            up to 64 steps; 0 gives the network no bar position).
+        pitch_position: bool. Whether the scaled MIDI pitch is a feature.
 
     Call arguments:
         roll: float tensor `(B, T, N, 2)`, play and articulate of the
@@ -60,7 +64,7 @@ class NoteFeatures(keras.layers.Layer):
             predicted.
 
     Returns:
-        float tensor `(B, T, N, note_feature_size(beat_bits))`.
+        float tensor `(B, T, N, note_feature_size(beat_bits, pitch_position))`.
 
     Example:
     ```python
@@ -73,10 +77,11 @@ class NoteFeatures(keras.layers.Layer):
         D. Johnson, "Composing Music With Recurrent Neural Networks" (2015).
     """
 
-    def __init__(self, lowest_pitch=24, beat_bits=6, **kwargs):
+    def __init__(self, lowest_pitch=24, beat_bits=6, pitch_position=True, **kwargs):
         super().__init__(**kwargs)
         self.lowest_pitch = int(lowest_pitch)
         self.beat_bits = int(beat_bits)
+        self.pitch_position = bool(pitch_position)
 
     def call(self, roll, beat):
         roll = ops.cast(roll, self.compute_dtype)
@@ -121,8 +126,11 @@ class NoteFeatures(keras.layers.Layer):
         beat_features = ops.cast(bits, dtype) * 2.0 - 1.0
 
         per_note = ops.concatenate([position, class_one_hot], axis=-1)
+        if not self.pitch_position:
+            per_note = class_one_hot
         per_note = ops.broadcast_to(
-            per_note[None, None], (batch, steps, notes, 1 + _PITCH_CLASSES)
+            per_note[None, None],
+            (batch, steps, notes, int(self.pitch_position) + _PITCH_CLASSES),
         )
         beat_features = ops.broadcast_to(
             beat_features[:, :, None, :], (batch, steps, notes, self.beat_bits)
@@ -130,11 +138,12 @@ class NoteFeatures(keras.layers.Layer):
         return ops.concatenate([per_note, neighbours, context, beat_features], axis=-1)
 
     def compute_output_shape(self, roll_shape, beat_shape=None):
-        return tuple(roll_shape[:3]) + (note_feature_size(self.beat_bits),)
+        return tuple(roll_shape[:3]) + (note_feature_size(self.beat_bits, self.pitch_position),)
 
     def get_config(self):
         config = super().get_config()
-        config.update(lowest_pitch=self.lowest_pitch, beat_bits=self.beat_bits)
+        config.update(lowest_pitch=self.lowest_pitch, beat_bits=self.beat_bits,
+                      pitch_position=self.pitch_position)
         return config
 
 

@@ -52,7 +52,10 @@ class BiaxialConfig:
         num_notes: number of notes of the training data (the model itself runs
             on any number).
         steps_per_quarter: steps per quarter note of the training data.
-        beat_bits: binary digits of the bar-position feature.
+        beat_bits: binary digits of the bar-position feature (0: none).
+        pitch_position: whether the scaled MIDI pitch of each note is one of
+            its inputs (the original's "position"); without it only the pitch
+            class tells the network where it is on the keyboard.
         play_only: train and score play alone (data without articulation,
             such as the JSB Chorales benchmark).
     """
@@ -65,6 +68,7 @@ class BiaxialConfig:
     steps_per_quarter: int = 4
     beat_bits: int = 6
     play_only: bool = False
+    pitch_position: bool = True
 
     def __post_init__(self):
         for name in ("time_units", "note_units"):
@@ -76,9 +80,11 @@ class BiaxialConfig:
             object.__setattr__(self, name, tuple(units))
         if not 0.0 <= self.dropout < 1.0:
             raise UserError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        for name in ("num_notes", "steps_per_quarter", "beat_bits"):
+        for name in ("num_notes", "steps_per_quarter"):
             if getattr(self, name) <= 0:
                 raise UserError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if self.beat_bits < 0:
+            raise UserError(f"beat_bits must be 0 (no bar position) or more, got {self.beat_bits!r}")
 
     @classmethod
     def from_dict(cls, values):
@@ -186,14 +192,15 @@ class BiaxialModel(keras.Model):
             config = BiaxialConfig.from_dict(config)
         self.config = config
         self.note_features = NoteFeatures(
-            lowest_pitch=config.lowest_pitch, beat_bits=config.beat_bits, name="note_features"
+            lowest_pitch=config.lowest_pitch, beat_bits=config.beat_bits,
+            pitch_position=config.pitch_position, name="note_features"
         )
         self.time_axis = TimeAxisLSTM(config.time_units, config.dropout, name="time_axis")
         self.note_axis = NoteAxisLSTM(config.note_units, config.dropout, name="note_axis")
         self.head = PlayArticulateHead(name="head")
         # Weights do not depend on the number of notes or steps, so the model
         # is built here once and for all (which also makes reloading simple).
-        features = note_feature_size(config.beat_bits)
+        features = note_feature_size(config.beat_bits, config.pitch_position)
         self.time_axis.build((None, None, None, features))
         self.note_axis.build((None, None, None, config.time_units[-1]))
         self.head.build((None, config.note_units[-1]))

@@ -584,10 +584,14 @@ def _check_run_folder(run_dir, config_dict, data_dir, overwrite=False):
         previous = json.loads((Path(run_dir) / runs.CONFIG_FILE).read_text())
     except ValueError:
         previous = {}
-    if previous.get("model") != config_dict["model"]:
+    # A key the run folder lacks is one added since: it had its default.
+    model_defaults = BiaxialConfig().to_dict()
+    previous_model = previous.get("model")
+    if isinstance(previous_model, dict):
+        previous_model = {k: previous_model.get(k, model_defaults.get(k)) for k in config_dict["model"]}
+    if previous_model != config_dict["model"]:
         raise UserError(f"{run_dir} holds an unfinished run of a different model config; "
                         "give a new --out, or the same config to resume it")
-    # A key the run folder lacks is one added since: it had its default.
     defaults = TrainConfig().to_dict()
     changed = sorted(k for k, v in config_dict["train"].items()
                      if previous.get("train", {}).get(k, defaults.get(k)) != v)

@@ -260,6 +260,8 @@ def test_head_gives_probabilities():
 @pytest.mark.parametrize("layer, call", [
     (NoteFeatures(lowest_pitch=21, beat_bits=4),
      lambda l: l(np.ones((1, 2, 3, 2), "float32"), np.ones((1, 2), "int32"))),
+    (NoteFeatures(lowest_pitch=21, beat_bits=0, pitch_position=False),
+     lambda l: l(np.ones((1, 2, 3, 2), "float32"), np.ones((1, 2), "int32"))),
     (TimeAxisLSTM(units=(4, 3), dropout=0.25), lambda l: l(np.ones((1, 2, 3, 5), "float32"))),
     (NoteAxisLSTM(units=(4,), dropout=0.1),
      lambda l: l(np.ones((1, 2, 3, 5), "float32"), np.ones((1, 2, 3, 2), "float32"))),
@@ -273,3 +275,22 @@ def test_get_config_round_trips(layer, call):
     call(copy)
     copy.set_weights(layer.get_weights())
     np.testing.assert_array_equal(np.asarray(call(copy)), out)
+
+
+def test_without_pitch_position_or_bar_position_the_other_features_are_unchanged():
+    rng = np.random.default_rng(3)
+    roll = (rng.random((2, 6, NOTES, 2)) < 0.2).astype("float32")
+    roll[:, :, -12:] = 0  # room to move the roll up an octave
+    beat = rng.integers(0, 16, (2, 6)).astype("int32")
+    full = features_of(roll, beat)
+    bare = np.asarray(NoteFeatures(lowest_pitch=LOWEST, beat_bits=0, pitch_position=False)(
+        roll, beat))
+    assert bare.shape[-1] == note_feature_size(0, pitch_position=False) == FEATURES - 1 - BEAT_BITS
+    np.testing.assert_array_equal(bare, full[..., CLASS:BEAT])
+    # Transposing the roll by an octave now moves the features with it exactly.
+    up = np.zeros_like(roll)
+    up[:, :, 12:] = roll[:, :, :-12]
+    moved = np.asarray(NoteFeatures(lowest_pitch=LOWEST, beat_bits=0, pitch_position=False)(
+        up, beat))
+    inner = slice(24, NOTES - 24)  # away from the edges, where neighbours fall off the range
+    np.testing.assert_array_equal(moved[:, :, 12:][:, :, inner], bare[:, :, :-12][:, :, inner])

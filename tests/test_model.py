@@ -117,6 +117,30 @@ def test_default_config_parameter_count():
     assert model.count_params() == expected == 1_371_102
 
 
+def test_a_model_without_pitch_or_bar_position_saves_loads_and_steps(tmp_path):
+    config = BiaxialConfig(time_units=(6,), note_units=(5,), dropout=0.0, num_notes=16,
+                           beat_bits=0, pitch_position=False)
+    model = build_model(config)
+    assert model.time_axis.weights[0].shape[0] == note_feature_size(0, False) == 74
+    path = tmp_path / "bare.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert loaded.config == config
+    rng = np.random.default_rng(0)
+    inputs = {"roll": (rng.random((1, 4, 16, 2)) < 0.3).astype("float32"),
+              "beat": np.arange(4, dtype="int32")[None]}
+    inputs["target"] = inputs["roll"]
+    np.testing.assert_allclose(np.asarray(loaded(inputs)), np.asarray(model(inputs)), atol=1e-6)
+
+
+def test_a_config_written_before_pitch_position_existed_loads_with_it_on():
+    values = BiaxialConfig(time_units=(4,), note_units=(4,)).to_dict()
+    del values["pitch_position"]
+    assert BiaxialConfig.from_dict(values).pitch_position is True
+    with pytest.raises(UserError, match="beat_bits must be 0"):
+        BiaxialConfig(beat_bits=-1)
+
+
 def test_config_json_round_trip():
     config = BiaxialConfig(time_units=(32, 16), note_units=(8,), dropout=0.25, lowest_pitch=21,
                            num_notes=88, steps_per_quarter=1, play_only=True)
