@@ -10,7 +10,9 @@
 # (JSON in benchmarks/results/music-MODEL-SPLIT-DATE.json, histograms in
 # out/quality/MODEL/histograms.png). SPLIT picks the reference split (default
 # test): a held-out split for the statistics, SPLIT=train for the copy check
-# against the pieces the model learned from.
+# against the pieces the model learned from. GENERATE_FLAGS are added to
+# `biax generate` (e.g. "--adaptive"); TAG names the result file
+# (music-MODEL[-TAG]-SPLIT-DATE.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIAX=${BIAX:-.venv/bin/biax}
@@ -22,7 +24,7 @@ seconds=${4:-30}
 work=out/quality/$(basename "$model")
 rm -rf "$work" && mkdir -p "$work/generated" "$work/reference" benchmarks/results
 "$BIAX" generate --model "$model" --out "$work/generated/piece.mid" --seconds "$seconds" \
-  --num-samples "$samples" --seed 1
+  --num-samples "$samples" --seed 1 ${GENERATE_FLAGS:-}
 "$PYTHON" - "$prepared" "$work/reference" "${SPLIT:-test}" <<'PY'
 import sys
 from pathlib import Path
@@ -37,5 +39,5 @@ for index, (name, roll, _) in enumerate(data.read_pieces(prepared, sys.argv[3]))
                                 lowest_pitch=meta["lowest_pitch"])
 PY
 "$BIAX" evaluate --generated "$work/generated" --reference "$work/reference" \
-  --plot "$work/histograms.png" --json > "benchmarks/results/music-$(basename "$model")-${SPLIT:-test}-$(date +%Y-%m-%d).json"
+  --plot "$work/histograms.png" --json > "benchmarks/results/music-$(basename "$model")${TAG:+-$TAG}-${SPLIT:-test}-$(date +%Y-%m-%d).json"
 "$BIAX" evaluate --generated "$work/generated" --reference "$work/reference"

@@ -18,7 +18,10 @@ the next). This module only loops over it:
 Sampling. Each note's logits are divided by the temperature before the
 sigmoid. As in Johnson's original, P(play) is then raised to the power of the
 *conservativity* `c`: `c > 1` plays fewer notes, `c < 1` more. A note
-articulates only if it plays. With `adaptive=True`, each sample's exponent
+articulates only if it plays; a play-only model (trained on rolls without
+articulation, its articulate output untrained) never articulates, and a
+primer's articulation is hidden from it, so that it is fed what it learned
+from. With `adaptive=True`, each sample's exponent
 drifts to avoid long silences, in the spirit of the original's
 `gen_adaptive`: after a step in which fewer than `ADAPTIVE_MIN_SOUNDING` notes
 sound, `c <- max(min(c, c0) - ADAPTIVE_DECREMENT, ADAPTIVE_FLOOR)`; after a
@@ -253,10 +256,18 @@ class Sampler:
 
         probabilities = self.model.head.probabilities
 
+        play_only = self.model.config.play_only
+
         def choose(logits, uniform):
             p = probabilities(logits / controls["temperature"])
             play = tf.cast(uniform[:, 0] < tf.pow(p[:, 0], exponent), tf.float32)
-            articulate = play * tf.cast(uniform[:, 1] < p[:, 1], tf.float32)
+            if play_only:
+                # The network learned from rolls whose articulate is always 0
+                # and never trained its articulate output: what it is fed
+                # back must look like what it learned from.
+                articulate = tf.zeros_like(play)
+            else:
+                articulate = play * tf.cast(uniform[:, 1] < p[:, 1], tf.float32)
             return tf.stack([play, articulate], axis=-1)
 
         _, step, states = self._step(previous, beat, states, uniform, choose)
@@ -350,7 +361,10 @@ class Sampler:
         batch = num_samples
         states = self.model.initial_state(batch * notes)
         # The model's input for step t is step t - 1, and silence before the
-        # first: `before[t]`.
+        # first: `before[t]`. A play-only network sees a primer as it saw its
+        # training data, without articulation (the pieces keep the primer's).
+        if self.model.config.play_only:
+            primer = primer * tf.constant([1.0, 0.0])
         before = tf.concat([tf.zeros((1, notes, 2)), primer], axis=0)
 
         def primer_body(t, states):

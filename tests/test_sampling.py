@@ -168,6 +168,27 @@ def test_articulate_only_where_play(model, kwargs):
     assert pieces[..., 1].sum() > 0
 
 
+def test_a_play_only_model_is_fed_rolls_like_its_training_data():
+    """A play-only network learned from rolls without articulation and never
+    trained its articulate output: it draws none, and a primer's is hidden
+    from it (the piece keeps the primer's own)."""
+    config = BiaxialConfig(time_units=(16,), note_units=(10,), lowest_pitch=LOWEST,
+                           num_notes=NOTES, dropout=0.0, play_only=True)
+    play_only = _random_weights(build_model(config, compile=False), seed=4)
+    pieces = generate_batch(play_only, 2, 24, seed=9, conservativity=0.5)
+    assert pieces[..., 0].sum() > 0 and pieces[..., 1].sum() == 0
+    # What it plays is what the same network plays when it is fed the
+    # articulations it never learned from.
+    rng = np.random.default_rng(8)
+    primer = _random_roll(rng, 1, 7, NOTES, density=0.5)[0].astype(np.uint8)
+    assert primer[..., 1].sum() > 0
+    struck = generate(play_only, 12, seed=3, primer=primer)
+    held = primer.copy()
+    held[..., 1] = 0
+    np.testing.assert_array_equal(struck[:7], primer)
+    np.testing.assert_array_equal(struck[7:], generate(play_only, 12, seed=3, primer=held)[7:])
+
+
 def test_primer_is_kept_verbatim_as_the_opening(model):
     rng = np.random.default_rng(8)
     primer = _random_roll(rng, 1, 7, NOTES)[0].astype(np.uint8)
