@@ -65,8 +65,9 @@ def test_benchmark_card_scores_a_test_split_as_written(name, tmp_path):
 def test_piano_card_composes_as_written(tmp_path):
     card = (SAVED / "piano_midi_de" / "MODEL_CARD.md").read_text()
     command = ("biax generate --model saved_models/piano_midi_de --out out/piano.mid "
-               "--seconds 30 --seed 1 --wav")
+               "--seconds 30 --seed 1 --adaptive --wav")
     assert command in card
+    assert f".venv/bin/{command}" in (SAVED.parent / "README.md").read_text()
     argv = command.split()
     argv[0] = str(Path(sys.executable).with_name("biax"))
     argv[argv.index("--model") + 1] = str(SAVED / "piano_midi_de")
