@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 # Pieces are scored in batches padded at the end: the time axis is causal, so
 # padding after a piece cannot change the probabilities of its own steps.
 _BATCH_SIZE = 16
+# ... and at most this many padded note-steps per batch: a whole-piece pass
+# holds about 5 kB per note-step on CPU, so 16 pieces of 3,500 steps on 88
+# keys would need over 20 GB; this keeps a batch near 1.5 GB.
+_NOTE_STEPS_PER_BATCH = 300_000
 # MIDI files are read on every MIDI pitch, so that notes outside the model's
 # range are counted rather than lost.
 MIDI_LOWEST, MIDI_NOTES = 0, 128
@@ -90,24 +94,31 @@ def previous_steps(roll):
     return np.concatenate([silence, roll[:-1]], axis=0)
 
 
-def score_pieces(model, pieces, play_only=False, batch_size=_BATCH_SIZE):
+def score_pieces(model, pieces, play_only=False, batch_size=_BATCH_SIZE,
+                 note_steps_per_batch=_NOTE_STEPS_PER_BATCH):
     """Scores whole pieces with a Keras `BiaxialModel`.
 
     Args:
         model: a `BiaxialModel` (or any Keras model taking its inputs dict).
         pieces: iterable of `(roll, beat)` in the model's note range.
         play_only: score play alone.
-        batch_size: pieces scored together (padded at the end to the longest).
+        batch_size: at most this many pieces are scored together (padded at
+            the end to the longest).
+        note_steps_per_batch: and fewer when their padded steps times notes
+            would exceed this (a piece longer than that goes alone).
 
     Returns:
         `Scores` over all pieces.
     """
     scores = Scores()
-    pieces = sorted(pieces, key=lambda piece: len(piece[0]))
-    for start in range(0, len(pieces), batch_size):
-        batch = pieces[start : start + batch_size]
-        longest = max(len(roll) for roll, _ in batch)
-        notes = batch[0][0].shape[1]
+    # Longest first, so that each batch's size is set by its first piece.
+    pieces = sorted(pieces, key=lambda piece: len(piece[0]), reverse=True)
+    start = 0
+    while start < len(pieces):
+        longest, notes = pieces[start][0].shape[:2]
+        size = max(1, min(batch_size, note_steps_per_batch // max(1, longest * notes)))
+        batch = pieces[start : start + size]
+        start += size
         rolls = np.zeros((len(batch), longest, notes, 2), np.float32)
         beats = np.zeros((len(batch), longest), np.int32)
         for i, (roll, beat) in enumerate(batch):

@@ -92,6 +92,15 @@ def test_padding_does_not_change_scores():
     alone = [evaluate.score_pieces(model, [p]) for p in pieces]
     total = sum(s.play_nll + s.articulate_nll for s in alone) / sum(s.steps for s in alone)
     assert together["frame_nll"] == pytest.approx(total, rel=1e-5)
+    # A budget of padded note-steps splits the batches (long pieces alone,
+    # here 12 steps x 8 notes, then the two shorter ones) without changing a score.
+    calls = []
+    counting = lambda inputs, training: calls.append(inputs["roll"].shape) or model(
+        inputs, training=training)
+    bounded = evaluate.score_pieces(counting, pieces, note_steps_per_batch=9 * 8 * 2).as_dict()
+    assert calls == [(1, 12, 8, 2), (2, 9, 8, 2)]
+    assert bounded["frame_nll"] == pytest.approx(total, rel=1e-5)
+    assert bounded["steps"] == together["steps"] == 26
 
 
 def test_range_fitting_counts_notes_outside():
