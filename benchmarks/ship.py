@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Copy a run's best model into saved_models/ without its optimizer's state.
+
+    python benchmarks/ship.py runs/nottingham saved_models/nottingham [--overwrite]
+
+Takes RUN/model.keras when the run has finished, else its best checkpoint
+so far (RUN/checkpoints/best.keras: an unfinished run can be shipped while
+it trains on), loads it, and writes DEST/model.keras (weights and config,
+no optimizer: about 4 bytes per parameter) and DEST/config.json (the run's
+config). Prints, as JSON, which file and epoch were shipped. An existing
+DEST/model.keras is replaced only with --overwrite; the files are written
+beside their targets and renamed, so an interrupted copy leaves the old
+model whole. The model card (DEST/MODEL_CARD.md) is the author's to write.
+"""
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+
+def fail(message):
+    print(f"ship: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def best_epoch(run):
+    """`(epoch counted from 1, valid frame NLL, epochs recorded)` of history.csv's best row."""
+    try:
+        with open(run / "history.csv", newline="") as f:
+            rows = {int(r["epoch"]): float(r["val_frame_nll"]) for r in csv.DictReader(f)}
+    except (OSError, KeyError, ValueError):
+        return None, None, 0
+    if not rows:
+        return None, None, 0
+    epoch = min(rows, key=rows.get)
+    return epoch + 1, rows[epoch], max(rows) + 1
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", help="a run folder written by biax train")
+    parser.add_argument("dest", help="the folder to ship to, e.g. saved_models/NAME")
+    parser.add_argument("--overwrite", action="store_true", help="replace DEST/model.keras")
+    args = parser.parse_args(argv)
+
+    run, dest = Path(args.run), Path(args.dest)
+    finished = run / "model.keras"
+    source = finished if finished.is_file() else run / "checkpoints" / "best.keras"
+    if not source.is_file():
+        fail(f"{run} holds neither model.keras nor checkpoints/best.keras; train it first")
+    if (dest / "model.keras").exists() and not args.overwrite:
+        fail(f"{dest}/model.keras exists; add --overwrite to replace it")
+
+    import keras
+
+    import biax_keras  # noqa: F401  (registers the model's classes)
+
+    # A checkpoint being rewritten by the training is read from a copy.
+    with tempfile.TemporaryDirectory() as scratch:
+        copy = Path(scratch) / "source.keras"
+        shutil.copyfile(source, copy)
+        try:
+            model = keras.saving.load_model(copy, compile=False, safe_mode=True)
+        except Exception as e:  # noqa: BLE001 (keras raises many kinds)
+            fail(f"cannot load {source}: {str(e).strip().splitlines()[0]}")
+    dest.mkdir(parents=True, exist_ok=True)
+    target = dest / "model.keras"
+    handle, tmp = tempfile.mkstemp(dir=dest, suffix=".keras")
+    os.close(handle)
+    try:
+        model.save(tmp)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    config = run / "config.json"
+    if config.is_file():
+        tmp_config = dest / "config.json.tmp"
+        shutil.copyfile(config, tmp_config)
+        os.replace(tmp_config, dest / "config.json")
+    epoch, nll, epochs = best_epoch(run)
+    print(json.dumps({"source": str(source), "shipped": str(target), "finished": source == finished,
+                      "best_epoch": epoch, "best_windowed_val_frame_nll": nll,
+                      "epochs_recorded": epochs, "parameters": model.count_params(),
+                      "bytes": target.stat().st_size}))
+
+
+if __name__ == "__main__":
+    main()
