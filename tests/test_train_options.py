@@ -186,3 +186,20 @@ def test_resuming_with_a_new_option_names_only_what_changed(prepared, tmp_path, 
     assert report["initial_epoch"] == 1
     warnings = [r.getMessage() for r in caplog.records if "changed train settings" in r.getMessage()]
     assert warnings == [f"resuming {run} with changed train settings: lr_decay_patience"]
+
+
+def test_training_on_data_with_an_empty_valid_split_is_one_line(tmp_path, capsys):
+    """Early stopping needs valid: an empty valid split is refused before the run folder exists."""
+    up = [[60, 64, 67], [62, 65, 69], [64, 67, 71], [65, 69, 72]] * 8
+    source = tmp_path / "no-valid-quarter.json"
+    source.write_text(json.dumps({"train": [up, up[::-1]], "valid": []}))
+    out = tmp_path / "prepared"
+    assert cli.main(["prepare", str(source), "--out", str(out), "--steps-per-quarter", "1",
+                     "--lowest-pitch", "21", "--num-notes", "88"]) == 0
+    capsys.readouterr()
+    code = cli.main(["train", "--data", str(out), "--out", str(tmp_path / "run"), "--epochs", "1",
+                     "--window", "8"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"biax train: error: {out} has no pieces in its valid split"]
+    assert not (tmp_path / "run").exists()
