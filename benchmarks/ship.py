@@ -56,6 +56,7 @@ def main(argv=None):
     if (dest / "model.keras").exists() and not args.overwrite:
         fail(f"{dest}/model.keras exists; add --overwrite to replace it")
 
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
     import biax_keras  # noqa: F401  (registers the model's classes)

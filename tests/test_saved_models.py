@@ -3,6 +3,7 @@ and each model card's promises hold as written."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,8 @@ SHIPPED = {
     "bach": (24, 78, 4, False),
     "jsb_chorales": (21, 88, 1, True),
     "piano_midi_de": (21, 88, 2, True),
+    "nottingham": (21, 88, 2, True),
+    "musedata": (21, 88, 2, True),
 }
 # Each shipped model stays small enough to live in the repository.
 MAX_BYTES = 10 * 2**20
@@ -62,21 +65,26 @@ def test_benchmark_card_scores_a_test_split_as_written(name, tmp_path):
     assert 0 < scores["frame_nll"] < 88 * np.log(2)
 
 
-def test_piano_card_composes_as_written(tmp_path):
-    card = (SAVED / "piano_midi_de" / "MODEL_CARD.md").read_text()
-    command = ("biax generate --model saved_models/piano_midi_de --out out/piano.mid "
-               "--seconds 30 --seed 1 --adaptive --wav")
-    assert command in card
-    assert f".venv/bin/{command}" in (SAVED.parent / "README.md").read_text()
+@pytest.mark.parametrize("name", ["piano_midi_de", "nottingham", "musedata"])
+def test_benchmark_card_composes_as_written(name, tmp_path):
+    card = (SAVED / name / "MODEL_CARD.md").read_text()
+    found = re.search(rf"^    (biax generate --model saved_models/{name} .*)$", card, re.M)
+    assert found, f"{name}'s card shows no generate command"
+    command = found.group(1)
+    if name == "piano_midi_de":  # the README shows the same command
+        assert command == ("biax generate --model saved_models/piano_midi_de --out out/piano.mid "
+                           "--seconds 30 --seed 1 --adaptive --wav")
+        assert f".venv/bin/{command}" in (SAVED.parent / "README.md").read_text()
     argv = command.split()
     argv[0] = str(Path(sys.executable).with_name("biax"))
-    argv[argv.index("--model") + 1] = str(SAVED / "piano_midi_de")
-    (tmp_path / "out").mkdir()
+    argv[argv.index("--model") + 1] = str(SAVED / name)
+    out = Path(tmp_path / argv[argv.index("--out") + 1])
+    out.parent.mkdir()
     done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=300,
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     assert done.returncode == 0, done.stderr
-    assert (tmp_path / "out" / "piano.mid").stat().st_size > 100
-    assert (tmp_path / "out" / "piano.wav").stat().st_size > 44_100
+    assert out.stat().st_size > 100
+    assert out.with_suffix(".wav").stat().st_size > 44_100
 
 
 def test_piano_plays_more_with_conservativity_below_one():
