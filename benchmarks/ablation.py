@@ -59,16 +59,10 @@ def latest_result(folder, split="valid"):
 
 def history_epochs(run):
     """`(epochs trained, best epoch counted from 1)` from the run's history.csv."""
-    import csv
+    from biax_keras import runs
 
-    try:
-        with open(run / "history.csv", newline="") as f:
-            rows = {int(r["epoch"]): float(r["val_frame_nll"]) for r in csv.DictReader(f)}
-    except (OSError, KeyError, ValueError):
-        return None, None
-    if not rows:
-        return None, None
-    return max(rows) + 1, min(rows, key=rows.get) + 1
+    history = runs.valid_history(run)
+    return (max(history) + 1 if history else None), runs.best_epoch(run)[1]
 
 
 def run_one(folder, dataset, config, seed, env):

@@ -14,7 +14,6 @@ model whole. The model card (DEST/MODEL_CARD.md) is the author's to write.
 """
 
 import argparse
-import csv
 import json
 import os
 import shutil
@@ -26,19 +25,6 @@ from pathlib import Path
 def fail(message):
     print(f"ship: {message}", file=sys.stderr)
     sys.exit(2)
-
-
-def best_epoch(run):
-    """`(epoch counted from 1, valid frame NLL, epochs recorded)` of history.csv's best row."""
-    try:
-        with open(run / "history.csv", newline="") as f:
-            rows = {int(r["epoch"]): float(r["val_frame_nll"]) for r in csv.DictReader(f)}
-    except (OSError, KeyError, ValueError):
-        return None, None, 0
-    if not rows:
-        return None, None, 0
-    epoch = min(rows, key=rows.get)
-    return epoch + 1, rows[epoch], max(rows) + 1
 
 
 def main(argv=None):
@@ -60,6 +46,7 @@ def main(argv=None):
     import keras
 
     import biax_keras  # noqa: F401  (registers the model's classes)
+    from biax_keras import runs
 
     # A checkpoint being rewritten by the training is read from a copy.
     with tempfile.TemporaryDirectory() as scratch:
@@ -84,10 +71,12 @@ def main(argv=None):
         tmp_config = dest / "config.json.tmp"
         shutil.copyfile(config, tmp_config)
         os.replace(tmp_config, dest / "config.json")
-    epoch, nll, epochs = best_epoch(run)
+    history = runs.valid_history(run)
+    nll, epoch = runs.best_epoch(run)
     print(json.dumps({"source": str(source), "shipped": str(target), "finished": source == finished,
                       "best_epoch": epoch, "best_windowed_val_frame_nll": nll,
-                      "epochs_recorded": epochs, "parameters": model.count_params(),
+                      "epochs_recorded": max(history, default=-1) + 1,
+                      "parameters": model.count_params(),
                       "bytes": target.stat().st_size}))
 
 

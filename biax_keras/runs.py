@@ -10,7 +10,9 @@ unless asked for (`overwrite`), since either would lose or mix what the run
 holds.
 """
 
+import csv
 import json
+import math
 import os
 from pathlib import Path
 
@@ -35,6 +37,37 @@ def backup_epoch(run_dir):
             return int(json.load(f)["epoch"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def valid_history(run_dir, key="val_frame_nll"):
+    """`{epoch (from 0): value}` of `key` in the run's history.csv.
+
+    Rows without a finite value are left out; an epoch recorded twice (a kill
+    between its records and its backup, then the epoch run again) keeps its
+    last row. Empty when there is no history.
+    """
+    values = {}
+    try:
+        with open(Path(run_dir) / HISTORY_FILE, newline="") as f:
+            for row in csv.DictReader(f):
+                try:
+                    epoch, value = int(row["epoch"]), float(row[key])
+                except (KeyError, ValueError, TypeError):
+                    continue
+                if math.isfinite(value):
+                    values[epoch] = value
+    except OSError:
+        pass
+    return values
+
+
+def best_epoch(run_dir, key="val_frame_nll"):
+    """`(lowest value of key, its epoch counted from 1)` in history.csv, or `(None, None)`."""
+    values = valid_history(run_dir, key)
+    if not values:
+        return None, None
+    epoch = min(sorted(values), key=values.get)
+    return values[epoch], epoch + 1
 
 
 def recorded_data(run_dir):

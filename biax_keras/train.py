@@ -618,49 +618,15 @@ def _history_rows(path):
         return []
 
 
-def _best_epoch(history_path, key="val_frame_nll"):
-    """`(lowest key, its epoch counted from 1)` in history.csv, or `(None, None)`."""
-    best, epoch = None, None
-    for row in _history_rows(history_path):
-        try:
-            value, number = float(row[key]), int(row["epoch"]) + 1
-        except (KeyError, ValueError, TypeError):
-            continue
-        if math.isfinite(value) and (best is None or value < best):
-            best, epoch = value, number
-    return best, epoch
-
-
-def _best_so_far(history_path, before_epoch, key="val_frame_nll"):
-    """Lowest `key` in history.csv for epochs before `before_epoch` (None if none)."""
-    values = []
-    for row in _history_rows(history_path):
-        try:
-            if int(row["epoch"]) < before_epoch:
-                values.append(float(row[key]))
-        except (KeyError, ValueError, TypeError):
-            continue
-    values = [v for v in values if math.isfinite(v)]
-    return min(values) if values else None
-
-
-def _plateau_so_far(history_path, before_epoch, key="val_frame_nll"):
+def _plateau_so_far(run_dir, before_epoch, key="val_frame_nll"):
     """`(best, epochs since it)` of `key` over history.csv's epochs before `before_epoch`.
 
-    A resumed run's early stopping and learning-rate decay count from these,
-    rather than forgetting the epochs before the resume. A repeated epoch (a
-    kill between its records and its backup) counts once, its last row.
+    A resumed run's checkpointing, early stopping and learning-rate decay
+    count from these, rather than forgetting the epochs before the resume.
     """
-    values = {}
-    for row in _history_rows(history_path):
-        try:
-            epoch, value = int(row["epoch"]), float(row[key])
-        except (KeyError, ValueError, TypeError):
-            continue
-        if epoch < before_epoch and math.isfinite(value):
-            values[epoch] = value
+    values = runs.valid_history(run_dir, key)
     best, wait = None, 0
-    for epoch in sorted(values):
+    for epoch in sorted(e for e in values if e < before_epoch):
         if best is None or values[epoch] < best:
             best, wait = values[epoch], 0
         else:
@@ -1030,8 +996,8 @@ def _train(data_dir, run_dir, config, strategy, overrides, init, callbacks, verb
     logs_dir = work_dir / "logs" / session_name(run_dir)
     history_path = work_dir / "history.csv"
     (work_dir / "checkpoints").mkdir(exist_ok=True)
-    best = _best_so_far(history_path, initial_epoch)
-    plateau = _plateau_so_far(history_path, initial_epoch)
+    plateau = _plateau_so_far(work_dir, initial_epoch)
+    best = plateau[0]
     ema_in, ema_out = _ema_callbacks() if train_config.ema is not None else (None, None)
     run_callbacks = [
         keras.callbacks.TerminateOnNaN(),
@@ -1079,7 +1045,7 @@ def _train(data_dir, run_dir, config, strategy, overrides, init, callbacks, verb
         raise UserError(f"training diverged (loss {last['loss']}); {work_dir}/checkpoints holds "
                         "the best model so far; try a lower --learning-rate")
     best_path = work_dir / "checkpoints" / BEST_CHECKPOINT
-    best, best_epoch = _best_epoch(history_path)
+    best, best_epoch = runs.best_epoch(work_dir)
     last_epoch = initial_epoch + len(next(iter(history.history.values()), []))
     # With averaged weights the model now holds the trained ones: the
     # checkpoint holds the average.

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from biax_keras import cli, data, train
+from biax_keras import cli, data, runs, train
 from biax_keras.model import build_model
 from test_train import _Crash, arpeggio_folder, history
 
@@ -104,12 +104,15 @@ def write_history(path, values):
 def test_plateau_so_far_counts_epochs_since_the_best(tmp_path):
     path = tmp_path / "history.csv"
     write_history(path, [5.0, 4.0, 4.5, 4.2, 4.1])
-    assert train._plateau_so_far(path, 5) == (4.0, 3)
-    assert train._plateau_so_far(path, 2) == (4.0, 0)
-    assert train._plateau_so_far(path, 0) == (None, 0)
+    assert train._plateau_so_far(tmp_path, 5) == (4.0, 3)
+    assert train._plateau_so_far(tmp_path, 2) == (4.0, 0)
+    assert train._plateau_so_far(tmp_path, 0) == (None, 0)
+    assert runs.best_epoch(tmp_path) == (4.0, 2)
     # A kill between an epoch's records and its backup repeats its row: counted once.
     path.write_text(path.read_text() + "4,1.0,4.1\n")
-    assert train._plateau_so_far(path, 5) == (4.0, 3)
+    assert train._plateau_so_far(tmp_path, 5) == (4.0, 3)
+    assert runs.valid_history(tmp_path) == {0: 5.0, 1: 4.0, 2: 4.5, 3: 4.2, 4: 4.1}
+    assert runs.best_epoch(tmp_path / "none") == (None, None)
 
 
 @pytest.mark.parametrize("remembered", [True, False])
