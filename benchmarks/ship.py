@@ -47,6 +47,7 @@ def main(argv=None):
 
     import biax_keras  # noqa: F401  (registers the model's classes)
     from biax_keras import runs
+    from biax_keras.files import write_atomic
 
     # A checkpoint being rewritten by the training is read from a copy.
     with tempfile.TemporaryDirectory() as scratch:
@@ -58,19 +59,10 @@ def main(argv=None):
             fail(f"cannot load {source}: {str(e).strip().splitlines()[0]}")
     dest.mkdir(parents=True, exist_ok=True)
     target = dest / "model.keras"
-    handle, tmp = tempfile.mkstemp(dir=dest, suffix=".keras")
-    os.close(handle)
-    try:
-        model.save(tmp)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_atomic(target, model.save, suffix=".keras")
     config = run / "config.json"
     if config.is_file():
-        tmp_config = dest / "config.json.tmp"
-        shutil.copyfile(config, tmp_config)
-        os.replace(tmp_config, dest / "config.json")
+        write_atomic(dest / "config.json", lambda tmp: shutil.copyfile(config, tmp))
     history = runs.valid_history(run)
     nll, epoch = runs.best_epoch(run)
     print(json.dumps({"source": str(source), "shipped": str(target), "finished": source == finished,

@@ -38,6 +38,10 @@ def test_an_unfinished_run_ships_its_best_checkpoint_without_the_optimizer(prepa
     # No optimizer state: the file is smaller than the checkpoint that has one.
     assert (dest / "model.keras").stat().st_size < (run / "checkpoints" / "best.keras").stat().st_size
     assert json.loads((dest / "config.json").read_text()) == json.loads((run / "config.json").read_text())
+    # Files a plain write would make: readable by whoever could read the folder.
+    (tmp_path / "plain").write_text("")
+    plain = (tmp_path / "plain").stat().st_mode & 0o777
+    assert {(dest / n).stat().st_mode & 0o777 for n in ("model.keras", "config.json")} == {plain}
 
     # Shipping again is refused without --overwrite, in one line, the model untouched.
     before = (dest / "model.keras").read_bytes()
