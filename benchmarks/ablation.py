@@ -39,6 +39,13 @@ def fail(message):
     sys.exit(2)
 
 
+def _write_text(path, text):
+    """`path` holds `text` whole, or what it held before (a temporary file renamed)."""
+    from biax_keras.files import write_atomic
+
+    write_atomic(path, lambda tmp: Path(tmp).write_text(text))
+
+
 def variant_config(base, variant):
     """`base` (a run config dict) with the variant's model and train keys replaced."""
     config = {"model": dict(base.get("model", {})), "train": dict(base.get("train", {}))}
@@ -73,7 +80,7 @@ def run_one(folder, dataset, config, seed, env):
     if config_path.exists() and config_path.read_text() != text:
         fail(f"{config_path} differs from the variant's config now; remove {folder} to "
              "run the variant again")
-    config_path.write_text(text)
+    _write_text(config_path, text)
     environment = dict(env, RUNS=str(folder), RESULTS=str(folder / "results"),
                        CONFIG=str(config_path), EXTRA_TRAIN_FLAGS=f"--seed {seed}")
     started = time.monotonic()
@@ -82,7 +89,7 @@ def run_one(folder, dataset, config, seed, env):
                               stderr=subprocess.STDOUT).returncode
     timing = folder / "timing.json"
     seconds = json.loads(timing.read_text())["seconds"] if timing.exists() else 0.0
-    timing.write_text(json.dumps({"seconds": round(seconds + time.monotonic() - started, 1)}))
+    _write_text(timing, json.dumps({"seconds": round(seconds + time.monotonic() - started, 1)}))
     if code != 0:
         fail(f"{dataset} {folder.name} failed (exit {code}); see {folder / 'recipe.log'}")
 
@@ -177,9 +184,7 @@ def main(argv=None):
     record = {"dataset": args.dataset, "date": datetime.date.today().isoformat(),
               "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.processor()}",
               "rows": rows}
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    tmp.replace(out)
+    _write_text(out, json.dumps(record, indent=2) + "\n")
     print(markdown(rows))
 
 
