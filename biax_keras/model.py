@@ -207,10 +207,22 @@ class BiaxialModel(keras.Model):
         self.built = True
 
     def call(self, inputs, training=None):
-        features = self.note_features(inputs["roll"], inputs["beat"])
+        features = self.note_features(self._seen(inputs["roll"]), inputs["beat"])
         x = self.time_axis(features, training=training)
-        x = self.note_axis(x, inputs["target"], training=training)
+        x = self.note_axis(x, self._seen(inputs["target"]), training=training)
         return self.head(x)
+
+    def _seen(self, roll):
+        """What the network is shown of a roll `(..., 2)`.
+
+        A play-only network never learns its articulate output, so it is
+        never shown articulation either: it sees the same input whether its
+        data came from a JSB-format file (no articulation) or from MIDI
+        (articulated), in training, scoring and sampling alike.
+        """
+        if not self.config.play_only:
+            return roll
+        return roll * ops.cast(ops.convert_to_tensor([1.0, 0.0]), roll.dtype)
 
     def initial_state(self, rows):
         """Zero time-axis states for `rows = K * N` rows (K pieces of N notes)."""
@@ -227,7 +239,7 @@ class BiaxialModel(keras.Model):
         """
         import tensorflow as tf
 
-        features = self.note_features(previous[:, None], beat[:, None])[:, 0]
+        features = self.note_features(self._seen(previous)[:, None], beat[:, None])[:, 0]
         # Stepping runs in float32 even for a model trained in mixed precision
         # (its variables are float32; only its compute dtype is not).
         features = tf.cast(features, tf.float32)
@@ -275,7 +287,7 @@ class BiaxialModel(keras.Model):
             for j in range(count):
                 x, states = self.note_axis.step(projected[index + j], below, states, below_kernel)
                 logits = self.head.logits(x)
-                below = choose(logits, given[index + j])
+                below = self._seen(choose(logits, given[index + j]))
                 all_logits.append(logits)
                 decisions.append(below)
             return tf.stack(all_logits), tf.stack(decisions), below, states

@@ -262,9 +262,8 @@ class Sampler:
             p = probabilities(logits / controls["temperature"])
             play = tf.cast(uniform[:, 0] < tf.pow(p[:, 0], exponent), tf.float32)
             if play_only:
-                # The network learned from rolls whose articulate is always 0
-                # and never trained its articulate output: what it is fed
-                # back must look like what it learned from.
+                # The network never trained its articulate output: the
+                # pieces carry no articulation drawn from it.
                 articulate = tf.zeros_like(play)
             else:
                 articulate = play * tf.cast(uniform[:, 1] < p[:, 1], tf.float32)
@@ -361,10 +360,8 @@ class Sampler:
         batch = num_samples
         states = self.model.initial_state(batch * notes)
         # The model's input for step t is step t - 1, and silence before the
-        # first: `before[t]`. A play-only network sees a primer as it saw its
-        # training data, without articulation (the pieces keep the primer's).
-        if self.model.config.play_only:
-            primer = primer * tf.constant([1.0, 0.0])
+        # first: `before[t]` (a play-only network is not shown the primer's
+        # articulation; the pieces keep it).
         before = tf.concat([tf.zeros((1, notes, 2)), primer], axis=0)
 
         def primer_body(t, states):

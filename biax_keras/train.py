@@ -229,8 +229,9 @@ def _with_data_range(model_values, meta):
     for key, value in data.items():
         given = values.get(key)
         if key == "play_only":
-            # Training play alone on data with articulation is a choice;
-            # training articulation on data without it would teach "never".
+            # Training play alone on data with articulation is a choice (the
+            # network is then shown no articulation); training articulation
+            # on data without it would teach "never".
             if given is False and value:
                 raise UserError("the config says play_only false, but the data has no "
                                 "articulation (prepared play-only); set play_only true")

@@ -249,6 +249,24 @@ def test_cli_scores_midi_files_and_folders_directly(write_midi, tmp_path, capsys
     assert code == 2 and "leave --split out" in err
 
 
+@pytest.mark.parametrize("play_only", [True, False])
+def test_cli_play_only_model_scores_midi_without_seeing_its_articulation(
+        play_only, write_midi, tmp_path, capsys):
+    """Struck twice or held once sound the same: a play-only model, shown no
+    articulation, scores both alike (as its sampler and training see them);
+    a model that learned articulation tells them apart."""
+    model_path = _tiny_model_file(tmp_path, play_only=play_only, steps_per_quarter=4)
+    struck = write_midi("struck.mid", [(60, 0, 1), (60, 1, 2), (48, 0, 2)])
+    held = write_midi("held.mid", [(60, 0, 2), (48, 0, 2)])
+    scores = []
+    for path in (struck, held):
+        code, result, err = _evaluate_cli(capsys, "--model", model_path, "--data", path)
+        assert code == 0, err
+        assert result["play_only"] == play_only
+        scores.append(result["frame_nll"])
+    assert (scores[0] == pytest.approx(scores[1], rel=1e-6)) == play_only
+
+
 def test_cli_empty_split_hint_names_the_split_that_has_the_pieces(write_midi, tmp_path, capsys):
     from biax_keras import data
 

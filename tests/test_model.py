@@ -88,13 +88,30 @@ def test_note_on_precision_and_recall_known_values():
     assert float(empty.result()) == 0.0  # no note-on to find: 0, not NaN
 
 
+def _flip_articulation(roll):
+    flipped = roll.copy()
+    flipped[..., 1] = 1 - flipped[..., 1]
+    return flipped
+
+
+@pytest.mark.parametrize("play_only", [True, False])
+def test_only_a_play_only_model_is_blind_to_articulation_in_its_inputs(play_only):
+    """A play-only model is shown no articulation (its data may come from
+    articulated MIDI or from files without any); a full model is."""
+    model = build_model(BiaxialConfig(time_units=(4,), note_units=(3,), play_only=play_only))
+    inputs = random_inputs(2, 5, 10, seed=3)
+    flipped = {key: _flip_articulation(value) if key != "beat" else value
+               for key, value in inputs.items()}
+    same = np.allclose(np.asarray(model(inputs)), np.asarray(model(flipped)), atol=1e-6)
+    assert same == play_only
+
+
 def test_play_only_model_ignores_articulation():
     model = build_model(BiaxialConfig(time_units=(4,), note_units=(3,), play_only=True))
     inputs = random_inputs(2, 4, 10)
     probabilities = model(inputs)
     target = inputs["target"]
-    flipped = target.copy()
-    flipped[..., 1] = 1 - flipped[..., 1]
+    flipped = _flip_articulation(target)
     assert float(model.loss(target, probabilities)) == pytest.approx(
         float(model.loss(flipped, probabilities)), rel=1e-6)
     scores = model.evaluate(inputs, target, verbose=0, return_dict=True)
