@@ -65,3 +65,24 @@ def test_unknown_variant_and_nothing_done_are_one_line(tmp_path):
     assert unknown.stderr.strip() == "ablation: unknown variant bigger; choose from base"
     nothing = _ablation(tmp_path, "--collect")
     assert nothing.returncode == 2 and "no finished runs" in nothing.stderr
+
+
+def test_every_listed_variant_is_a_valid_config_that_changes_the_recipe():
+    """A typo in benchmarks/ablations.json would cost a run; each variant
+    must resolve on every dataset's config, and on JSB's (the table's) to one
+    that is not the base (others may already have a variant's value)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import ablation
+
+    from biax_keras.train import resolve_config
+
+    variants = json.loads(ablation.VARIANTS.read_text())
+    assert "base" in variants and all(v.get("change") for v in variants.values())
+    for config_name in ablation.CONFIGS.values():
+        base = json.loads((ROOT / "training" / "configs" / f"{config_name}.json").read_text())
+        resolved_base = resolve_config(base)
+        for name, variant in variants.items():
+            assert set(variant) <= {"change", "model", "train"}, name
+            resolved = resolve_config(ablation.variant_config(base, variant))
+            if config_name == ablation.CONFIGS["jsb_chorales"]:
+                assert (resolved == resolved_base) == (name == "base"), name
