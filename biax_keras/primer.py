@@ -65,18 +65,21 @@ def _meter_at(ns, step, steps_per_quarter):
     return meter
 
 
-def read_primer(path, config, num_notes=None, steps=None, seconds=None):
+def read_primer(path, config, num_notes=None, steps=None, seconds=None, *, data=None,
+                max_steps=representation.DEFAULT_MAX_STEPS):
     """Read a MIDI primer (or its opening) into a model's note range.
 
     Notes outside the range are dropped, counted and logged as a warning.
 
     Args:
-        path: a MIDI file.
+        path: a MIDI file, or with `data` the name its messages give it.
         config: the model's `BiaxialConfig`.
         num_notes: notes of the roll (default: the model's `num_notes`).
         steps: keep only the first `steps` steps (None: all).
         seconds: keep only the first `seconds` of the file, in its own
             tempo (None: all). At most one of `steps` and `seconds`.
+        data: the file's bytes (an upload), read instead of `path`.
+        max_steps: refuse files longer than this many steps.
 
     Returns:
         A `Primer`.
@@ -95,18 +98,21 @@ def read_primer(path, config, num_notes=None, steps=None, seconds=None):
     num_notes = int(num_notes or config.num_notes)
     spq = config.steps_per_quarter
     top = config.lowest_pitch + num_notes - 1
-    if not os.path.isfile(path):
+    if data is None and not os.path.isfile(path):
         raise UserError(f"primer {path} does not exist or is not a file")
+    if data is not None and not data:
+        raise UserError(f"{path} is empty; choose a MIDI file with notes")
     try:
-        sequence = representation.read_midi(path, spq)
+        sequence = representation.read_midi(path if data is None else data, spq,
+                                            max_steps=max_steps)
         result = representation.note_sequence_to_roll(sequence, spq, config.lowest_pitch,
-                                                      num_notes)
+                                                      num_notes, max_steps=max_steps)
     except representation.OutOfRangeError:
         raise UserError(
             f"primer {path}: every note lies outside the model's range "
             f"(MIDI {config.lowest_pitch}..{top}); nothing to continue from") from None
     except representation.RepresentationError as e:
-        raise UserError(f"primer {path} cannot be used: {e}") from None
+        raise UserError(f"{path} cannot be used as a primer: {e}") from None
     except OSError as e:
         raise UserError(f"primer {path} cannot be read: {e.strerror or e}") from None
     roll, beat = result.roll, result.beat

@@ -200,7 +200,7 @@ def _number(value, name, low, high):
 
 def _read_primer(upload, config):
     """The primer upload `{"name", "data": base64}` as `(roll, beat)` for the model."""
-    from biax_keras import representation
+    from biax_keras.primer import read_primer
 
     name = str(upload.get("name") or "the primer") if isinstance(upload, dict) else "the primer"
     data = upload.get("data") if isinstance(upload, dict) else None
@@ -212,17 +212,8 @@ def _read_primer(upload, config):
         raw = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
         raise UserError("the primer upload is malformed; choose a .mid file again") from None
-    if not raw:
-        raise UserError(f"{name} is empty; choose a MIDI file with notes")
-    try:
-        sequence = representation.read_midi(raw, config.steps_per_quarter,
-                                            max_steps=MAX_PRIMER_STEPS)
-        result = representation.note_sequence_to_roll(
-            sequence, config.steps_per_quarter, config.lowest_pitch, config.num_notes,
-            max_steps=MAX_PRIMER_STEPS)
-    except representation.RepresentationError as e:
-        raise UserError(f"{name} cannot be used as a primer: {e}") from None
-    return result.roll, result.beat
+    primer = read_primer(name, config, data=raw, max_steps=MAX_PRIMER_STEPS)
+    return primer.roll, primer.beat
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

@@ -120,7 +120,7 @@ def primer(data, name="primer.mid"):
     ({"primer": primer(b"hello, not MIDI", "notes.txt")}, "notes.txt cannot be used as a primer"),
     ({"primer": primer(b"")}, "primer.mid is empty"),
     ({"primer": primer(midi_bytes(PHRASE)[:40])}, "primer.mid cannot be used as a primer"),
-    ({"primer": primer(midi_bytes([(10, 0, 4)]))}, "primer.mid cannot be used as a primer"),
+    ({"primer": primer(midi_bytes([(10, 0, 4)]))}, "every note lies outside the model's range"),
     ({"primer": {"name": "x.mid", "data": "***"}}, "the primer upload is malformed"),
 ])
 def test_bad_settings_and_uploads_get_one_clear_line(server, change, message):
