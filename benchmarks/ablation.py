@@ -23,7 +23,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,7 +72,7 @@ def history_epochs(run):
 
 
 def run_one(folder, dataset, config, seed, env):
-    """Trains and scores one (variant, seed) with quality.sh; adds its wall time to timing.json."""
+    """Trains and scores one (variant, seed) with quality.sh."""
     folder.mkdir(parents=True, exist_ok=True)
     config_path = folder / "config.json"
     text = json.dumps(config, indent=2) + "\n"
@@ -83,19 +82,17 @@ def run_one(folder, dataset, config, seed, env):
     _write_text(config_path, text)
     environment = dict(env, RUNS=str(folder), RESULTS=str(folder / "results"),
                        CONFIG=str(config_path), EXTRA_TRAIN_FLAGS=f"--seed {seed}")
-    started = time.monotonic()
     with open(folder / "recipe.log", "a") as log:
         code = subprocess.run(["bash", str(RECIPE), dataset], env=environment, stdout=log,
                               stderr=subprocess.STDOUT).returncode
-    timing = folder / "timing.json"
-    seconds = json.loads(timing.read_text())["seconds"] if timing.exists() else 0.0
-    _write_text(timing, json.dumps({"seconds": round(seconds + time.monotonic() - started, 1)}))
     if code != 0:
         fail(f"{dataset} {folder.name} failed (exit {code}); see {folder / 'recipe.log'}")
 
 
 def collect(runs, dataset, variants, seeds):
     """One row per variant with at least one scored seed."""
+    from biax_keras.runs import training_seconds
+
     rows = []
     for name, variant in variants.items():
         scores = []
@@ -105,11 +102,10 @@ def collect(runs, dataset, variants, seeds):
             if result is None:
                 continue
             epochs, best_epoch = history_epochs(folder / dataset)
-            timing = folder / "timing.json"
             scores.append({
                 "seed": seed, "valid_frame_nll": result["frame_nll"],
                 "valid_accuracy": result["accuracy"], "epochs": epochs, "best_epoch": best_epoch,
-                "seconds": json.loads(timing.read_text())["seconds"] if timing.exists() else None,
+                "seconds": training_seconds(folder / dataset),
             })
         if scores:
             nll = [s["valid_frame_nll"] for s in scores]
@@ -122,7 +118,7 @@ def collect(runs, dataset, variants, seeds):
 
 
 def markdown(rows):
-    lines = ["| variant | change | seeds | valid NLL median | best | vs base | epochs (best) | time per run |",
+    lines = ["| variant | change | seeds | valid NLL median | best | vs base | epochs (best) | training time |",
              "|---|---|---|---|---|---|---|---|"]
     for row in rows:
         seeds = row["seeds"]

@@ -22,12 +22,14 @@ CONFIG_FILE = "config.json"
 DATA_FILE = "data.json"
 MODEL_FILE = "model.keras"
 HISTORY_FILE = "history.csv"
+TIMES_FILE = "epoch_times.csv"
 BACKUP_DIR = "backup"
 CHECKPOINTS_DIR = "checkpoints"
 BEST_CHECKPOINT = "best.keras"
 # Where the other workers of a multi-worker cluster write (see `train.train`).
 WORKERS = "workers"
-RUN_FILES = (CONFIG_FILE, DATA_FILE, "logs", HISTORY_FILE, CHECKPOINTS_DIR, BACKUP_DIR, MODEL_FILE)
+RUN_FILES = (CONFIG_FILE, DATA_FILE, "logs", HISTORY_FILE, TIMES_FILE, CHECKPOINTS_DIR, BACKUP_DIR,
+             MODEL_FILE)
 
 
 def backup_epoch(run_dir):
@@ -68,6 +70,27 @@ def best_epoch(run_dir, key="val_frame_nll"):
         return None, None
     epoch = min(sorted(values), key=values.get)
     return values[epoch], epoch + 1
+
+
+def training_seconds(run_dir):
+    """Wall seconds of the run's finished epochs (training and validation), or None.
+
+    Summed from epoch_times.csv, which `biax train` appends to as each epoch
+    ends, so it counts the epochs of every sitting of a resumed run (an
+    epoch run twice, after a kill between its records and its backup, counts
+    once: its last time). None for a run folder without the file.
+    """
+    seconds = {}
+    try:
+        with open(Path(run_dir) / TIMES_FILE, newline="") as f:
+            for row in csv.DictReader(f):
+                try:
+                    seconds[int(row["epoch"])] = float(row["seconds"])
+                except (KeyError, ValueError, TypeError):
+                    continue
+    except OSError:
+        return None
+    return sum(seconds.values())
 
 
 def recorded_data(run_dir):

@@ -11,6 +11,7 @@ A *run folder* holds everything one training run makes:
                        and audio, and the hparams session the HParams dashboard shows
                        with those metrics (`tensorboard --logdir RUN/logs`)
     history.csv        one row per finished epoch (the curves, without TensorBoard)
+    epoch_times.csv    each finished epoch's wall seconds, training and validation
     checkpoints/best.keras   the model with the best valid frame NLL so far
     backup/            Keras BackupAndRestore state while the run is unfinished
     model.keras        the final model, written when training ends
@@ -653,6 +654,30 @@ def _resumed(callback_class, plateau):
     return Resumed
 
 
+def _epoch_times(path):
+    """A callback appending `epoch,seconds` to `path` as each epoch ends.
+
+    The run's training time is their sum (`runs.training_seconds`) over as
+    many sittings as it took; Keras's CSVLogger keeps no times, and a column
+    added to history.csv would not line up with a resumed run's older rows.
+    """
+    import keras
+
+    class EpochTimes(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self._started = time.monotonic()
+
+        def on_epoch_end(self, epoch, logs=None):
+            new = not path.exists()
+            with open(path, "a", newline="") as f:
+                rows = csv.writer(f)
+                if new:
+                    rows.writerow(["epoch", "seconds"])
+                rows.writerow([epoch, f"{time.monotonic() - self._started:.2f}"])
+
+    return EpochTimes()
+
+
 def _ema_callbacks():
     """Two callbacks that put the optimizer's averaged weights in the model.
 
@@ -1009,6 +1034,7 @@ def _train(data_dir, run_dir, config, strategy, overrides, init, callbacks, verb
         keras.callbacks.TensorBoard(str(logs_dir), write_graph=False, update_freq="epoch",
                                     profile_batch=0),
         keras.callbacks.CSVLogger(str(history_path), append=True),
+        _epoch_times(work_dir / runs.TIMES_FILE),
         roll_summaries(logs_dir, _first_window(valid_data), model_config, train_config,
                        hparams_of(model_config, train_config) if chief else None),
     ]

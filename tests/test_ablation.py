@@ -49,11 +49,15 @@ def test_variants_over_seeds_make_one_table_and_a_second_run_trains_nothing(tmp_
     assert (config["transpose"], config["seed"]) == (False, 1)
     assert "| no-transpose | no random transposition | 2 |" in done.stdout
 
-    timing = tmp_path / "runs" / "nottingham" / "base-seed0" / "timing.json"
-    before = timing.read_text()
+    assert all(s["seconds"] > 0 for row in table["rows"] for s in row["seeds"])
+
+    times = tmp_path / "runs" / "nottingham" / "base-seed0" / "nottingham" / "epoch_times.csv"
+    results = sorted((tmp_path / "runs" / "nottingham" / "base-seed0" / "results").iterdir())
+    before = (times.read_text(), [p.stat().st_mtime_ns for p in results])
     again = _ablation(tmp_path, "--variants", "base,no-transpose", "--seeds", "0,1")
     assert again.returncode == 0, again.stderr
-    assert timing.read_text() == before  # finished: not trained or scored again
+    # Finished: not trained or scored again.
+    assert (times.read_text(), [p.stat().st_mtime_ns for p in results]) == before
     assert json.loads((tmp_path / "table.json").read_text())["rows"] == table["rows"]
 
 

@@ -20,7 +20,8 @@ from conftest import midi_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "training" / "configs" / "tiny.json"
-RUN_CONTENTS = {"config.json", "data.json", "logs", "history.csv", "checkpoints", "model.keras"}
+RUN_CONTENTS = {"config.json", "data.json", "logs", "history.csv", "epoch_times.csv", "checkpoints",
+                "model.keras"}
 # Batches per epoch in the tests: enough for the tiny model's loss to fall clearly.
 STEPS = 20
 
@@ -243,9 +244,18 @@ def test_a_crashed_run_resumes_where_it_stopped(prepared, tmp_path, backup_every
     assert f"--data {prepared}" in str(refused.value) and "--overwrite" in str(refused.value)
     assert runs.backup_epoch(run) == 1
 
+    first_sitting = runs.training_seconds(run)
+    assert first_sitting > 0
+
     report = train.train(prepared, run, config, verbose=0)
     assert report["initial_epoch"] == 1 and report["epochs_run"] == 2 and report["epochs"] == 3
     assert [int(r["epoch"]) for r in history(run)] == [0, 1, 2]
+    # The run's training time counts both sittings' epochs, once each.
+    with open(run / "epoch_times.csv", newline="") as f:
+        times = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in times] == [0, 1, 2]
+    assert runs.training_seconds(run) == pytest.approx(sum(float(r["seconds"]) for r in times))
+    assert runs.training_seconds(run) > first_sitting
     assert {p.name for p in run.iterdir()} == RUN_CONTENTS
     model = keras.saving.load_model(run / "model.keras", safe_mode=True)
     # The optimizer's state came back too: its step count runs on from the
