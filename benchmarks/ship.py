@@ -7,7 +7,8 @@ Takes RUN/model.keras when the run has finished, else its best checkpoint
 so far (RUN/checkpoints/best.keras: an unfinished run can be shipped while
 it trains on), loads it, and writes DEST/model.keras (weights and config,
 no optimizer: about 4 bytes per parameter) and DEST/config.json (the run's
-config). Prints, as JSON, which file and epoch were shipped. An existing
+config). Prints, as JSON, which file and epoch were shipped and the run's
+training time so far (None for a run from before epoch_times.csv). An existing
 DEST/model.keras is replaced only with --overwrite; the files are written
 beside their targets and renamed, so an interrupted copy leaves the old
 model whole. The model card (DEST/MODEL_CARD.md) is the author's to write.
@@ -68,6 +69,7 @@ def main(argv=None):
     print(json.dumps({"source": str(source), "shipped": str(target), "finished": source == finished,
                       "best_epoch": epoch, "best_windowed_val_frame_nll": nll,
                       "epochs_recorded": max(history, default=-1) + 1,
+                      "training_seconds": runs.training_seconds(run),
                       "parameters": model.count_params(),
                       "bytes": target.stat().st_size}))
 

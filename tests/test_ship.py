@@ -31,6 +31,7 @@ def test_an_unfinished_run_ships_its_best_checkpoint_without_the_optimizer(prepa
     report = json.loads(done.stdout)
     assert report["finished"] is False and report["source"].endswith("checkpoints/best.keras")
     assert report["epochs_recorded"] == 2 and report["best_epoch"] in (1, 2)
+    assert report["training_seconds"] > 0
     shipped = biax_keras.load_model(dest)
     best = biax_keras.load_model(run / "checkpoints" / "best.keras")
     for a, b in zip(shipped.get_weights(), best.get_weights()):
