@@ -102,8 +102,10 @@ def collect(runs, dataset, variants, seeds):
             if result is None:
                 continue
             epochs, best_epoch = history_epochs(folder / dataset)
+            train = latest_result(folder, "train")
             scores.append({
                 "seed": seed, "valid_frame_nll": result["frame_nll"],
+                "train_frame_nll": train["frame_nll"] if train else None,
                 "valid_accuracy": result["accuracy"], "epochs": epochs, "best_epoch": best_epoch,
                 "seconds": training_seconds(folder / dataset),
             })
@@ -118,17 +120,21 @@ def collect(runs, dataset, variants, seeds):
 
 
 def markdown(rows):
-    lines = ["| variant | change | seeds | valid NLL median | best | vs base | epochs (best) | training time |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| variant | change | seeds | valid NLL median | best | vs base | train NLL | "
+             "epochs (best) | training time |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         seeds = row["seeds"]
         epochs = statistics.median(s["epochs"] or 0 for s in seeds)
         best_epoch = statistics.median(s["best_epoch"] or 0 for s in seeds)
         seconds = [s["seconds"] for s in seeds if s["seconds"] is not None]
+        train = [s["train_frame_nll"] for s in seeds if s["train_frame_nll"] is not None]
+        train_text = f"{statistics.median(train):.3f}" if train else "?"
         time_text = f"{statistics.median(seconds) / 60:.0f} min" if seconds else "?"
         delta = "" if row["delta"] is None or row["variant"] == "base" else f"{row['delta']:+.3f}"
         lines.append(f"| {row['variant']} | {row['change']} | {len(seeds)} | {row['median']:.3f} | "
-                     f"{row['best']:.3f} | {delta} | {epochs:.0f} ({best_epoch:.0f}) | {time_text} |")
+                     f"{row['best']:.3f} | {delta} | {train_text} | {epochs:.0f} ({best_epoch:.0f}) | "
+                     f"{time_text} |")
     return "\n".join(lines)
 
 

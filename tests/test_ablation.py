@@ -49,7 +49,8 @@ def test_variants_over_seeds_make_one_table_and_a_second_run_trains_nothing(tmp_
     assert (config["transpose"], config["seed"]) == (False, 1)
     assert "| no-transpose | no random transposition | 2 |" in done.stdout
 
-    assert all(s["seconds"] > 0 for row in table["rows"] for s in row["seeds"])
+    assert all(s["seconds"] > 0 and s["train_frame_nll"] > 0
+               for row in table["rows"] for s in row["seeds"])
 
     times = tmp_path / "runs" / "nottingham" / "base-seed0" / "nottingham" / "epoch_times.csv"
     results = sorted((tmp_path / "runs" / "nottingham" / "base-seed0" / "results").iterdir())
