@@ -41,26 +41,35 @@ def backup_epoch(run_dir):
         return None
 
 
-def valid_history(run_dir, key="val_frame_nll"):
-    """`{epoch (from 0): value}` of `key` in the run's history.csv.
+def _by_epoch(path, key, keep=lambda value: True):
+    """`{epoch: float(row[key])}` of a CSV with an `epoch` column, or None without the file.
 
-    Rows without a finite value are left out; an epoch recorded twice (a kill
-    between its records and its backup, then the epoch run again) keeps its
-    last row. Empty when there is no history.
+    Rows whose epoch or value does not parse, or whose value `keep` rejects,
+    are left out; an epoch recorded twice (a kill between its records and its
+    backup, then the epoch run again) keeps its last row.
     """
     values = {}
     try:
-        with open(Path(run_dir) / HISTORY_FILE, newline="") as f:
+        with open(path, newline="") as f:
             for row in csv.DictReader(f):
                 try:
                     epoch, value = int(row["epoch"]), float(row[key])
                 except (KeyError, ValueError, TypeError):
                     continue
-                if math.isfinite(value):
+                if keep(value):
                     values[epoch] = value
     except OSError:
-        pass
+        return None
     return values
+
+
+def valid_history(run_dir, key="val_frame_nll"):
+    """`{epoch (from 0): value}` of `key` in the run's history.csv.
+
+    Rows without a finite value are left out; an epoch recorded twice keeps
+    its last row. Empty when there is no history.
+    """
+    return _by_epoch(Path(run_dir) / HISTORY_FILE, key, keep=math.isfinite) or {}
 
 
 def best_epoch(run_dir, key="val_frame_nll"):
@@ -80,17 +89,8 @@ def training_seconds(run_dir):
     epoch run twice, after a kill between its records and its backup, counts
     once: its last time). None for a run folder without the file.
     """
-    seconds = {}
-    try:
-        with open(Path(run_dir) / TIMES_FILE, newline="") as f:
-            for row in csv.DictReader(f):
-                try:
-                    seconds[int(row["epoch"])] = float(row["seconds"])
-                except (KeyError, ValueError, TypeError):
-                    continue
-    except OSError:
-        return None
-    return sum(seconds.values())
+    seconds = _by_epoch(Path(run_dir) / TIMES_FILE, "seconds")
+    return None if seconds is None else sum(seconds.values())
 
 
 def recorded_data(run_dir):
