@@ -5,8 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-# The JSB Chorales (Boulanger-Lewandowski split) at quarter-note resolution.
-JSB ?= ../shared/data/jsb/jsb-chorales-quarter.json
+# The folder holding the JSB Chorales (Boulanger-Lewandowski split) at
+# quarter-note resolution, jsb-chorales-quarter.json.
+JSB_DIR ?= ../shared/data/jsb
 DEMO_MODEL ?= saved_models/bach
 
 .PHONY: demo test test-slow install benchmark jsb bench-quality clean
@@ -27,12 +28,10 @@ demo: $(STAMP)
 	$(BIN)/biax generate --model $(DEMO_MODEL) --out out/demo.mid --seconds 30 --seed 1
 	$(BIN)/biax render out/demo.mid --to wav --to png
 
-# The JSB recipe: prepare, train the play-only model with early stopping on
-# valid, score it on the valid split (whole pieces).
+# The JSB recipe: `make bench-quality DATASET=jsb_chorales` on the file in
+# $(JSB_DIR).
 jsb: $(STAMP)
-	test -f data/jsb-quarter/meta.json || $(BIN)/biax prepare $(JSB) --out data/jsb-quarter --steps-per-quarter 1 --lowest-pitch 21 --num-notes 88
-	test -f runs/jsb/model.keras || $(BIN)/biax train --data data/jsb-quarter --out runs/jsb --config training/configs/jsb.json
-	$(BIN)/biax evaluate --model runs/jsb --data $(JSB) --split valid
+	DATA_DIR=$(JSB_DIR) benchmarks/quality.sh jsb_chorales
 
 # One of the four polyphonic benchmarks (jsb_chorales, musedata, nottingham,
 # piano_midi_de): prepare, train play-only with early stopping on valid, score

@@ -66,3 +66,26 @@ def test_recipe_refuses_in_one_line(tmp_path, args, message):
     done = _recipe(tmp_path, *args)
     assert done.returncode == 2
     assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_make_jsb_is_the_jsb_chorales_recipe_on_the_jsb_folder(tmp_path):
+    """`make jsb` (README, the JSB card) runs the same recipe on JSB_DIR's file."""
+    jsb_dir = tmp_path / "jsb"
+    jsb_dir.mkdir()
+    quarter = {split: [piece[::2] for piece in pieces]
+               for split, pieces in TINY.items()}
+    (jsb_dir / "jsb-chorales-quarter.json").write_text(json.dumps(quarter))
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({**TINY_CONFIG,
+                                  "model": {**TINY_CONFIG["model"], "steps_per_quarter": 1}}))
+    environment = dict(
+        os.environ, TF_CPP_MIN_LOG_LEVEL="2", BIAX=str(Path(sys.executable).parent / "biax"),
+        RUNS=str(tmp_path / "runs"), PREPARED=str(tmp_path / "data"),
+        RESULTS=str(tmp_path / "results"), CONFIG=str(config))
+    # -o: take the virtual environment as it is (the test runs inside it).
+    done = subprocess.run(["make", "-s", "-o", ".venv/.installed", "jsb", f"JSB_DIR={jsb_dir}"],
+                          cwd=ROOT, env=environment, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "runs" / "jsb_chorales" / "model.keras").is_file()
+    valid = json.loads(next((tmp_path / "results").glob("quality-jsb_chorales-valid-*.json")).read_text())
+    assert valid["pieces"] == 2 and valid["steps"] == 16
