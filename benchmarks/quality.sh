@@ -7,6 +7,11 @@
 #   benchmarks/quality.sh jsb_chorales | musedata | nottingham | piano_midi_de
 #   make bench-quality DATASET=nottingham          # the same
 #
+# Where the dataset's config has a second stage, training/configs/<config>-long.json
+# (Nottingham's), the best weights are then fine-tuned with it, on longer
+# windows at a lower learning rate, in RUNS/<dataset>-long, and that run is
+# the one scored.
+#
 # Every stage is safe to run again: a prepared folder is reused, a stopped
 # training resumes from its last finished epoch (BackupAndRestore), and a
 # finished run is only scored. Scores go to
@@ -15,7 +20,9 @@
 # Environment: BIAX (the biax command), DATA_DIR (the folder holding the JSON
 # files; default ../shared/data/polyphonic), RUNS (default runs), PREPARED
 # (default data), RESULTS (default benchmarks/results), CONFIG (a config file
-# in place of the dataset's own) and EXTRA_TRAIN_FLAGS (added to `biax train`,
+# in place of the dataset's own; it leaves out the second stage unless
+# LONG_CONFIG names one), LONG_CONFIG (a second-stage config in place of the
+# dataset's) and EXTRA_TRAIN_FLAGS (added to the first stage's `biax train`,
 # e.g. for an ablation: "--window 32").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,6 +63,19 @@ if [ ! -f "$run/model.keras" ]; then
   # shellcheck disable=SC2086
   "$BIAX" train --data "$prepared" --out "$run" \
       --config "${CONFIG:-training/configs/$config.json}" ${EXTRA_TRAIN_FLAGS:-}
+fi
+
+long_config=${LONG_CONFIG:-}
+if [ -z "$long_config" ] && [ -z "${CONFIG:-}" ] && [ -f "training/configs/$config-long.json" ]; then
+  long_config="training/configs/$config-long.json"
+fi
+if [ -n "$long_config" ]; then
+  long_run="$RUNS/$dataset-long"
+  if [ ! -f "$long_run/model.keras" ]; then
+    "$BIAX" train --data "$prepared" --out "$long_run" --config "$long_config" \
+        --init "$run/model.keras"
+  fi
+  run=$long_run
 fi
 
 mkdir -p "$RESULTS"

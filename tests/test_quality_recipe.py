@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,7 +29,8 @@ def _recipe(tmp_path, *args, **env):
     environment = dict(
         os.environ, TF_CPP_MIN_LOG_LEVEL="2", BIAX=str(Path(sys.executable).parent / "biax"),
         DATA_DIR=str(tmp_path / "shared"), RUNS=str(tmp_path / "runs"),
-        PREPARED=str(tmp_path / "data"), RESULTS=str(tmp_path / "results"), **env)
+        PREPARED=str(tmp_path / "data"), RESULTS=str(tmp_path / "results"))
+    environment.update(env)
     return subprocess.run(["bash", str(RECIPE), *args], env=environment, capture_output=True,
                           text=True, timeout=600)
 
@@ -56,6 +58,37 @@ def test_recipe_prepares_trains_and_scores_valid_and_train(tmp_path):
     again = _recipe(tmp_path, "nottingham", CONFIG=str(config))
     assert again.returncode == 0, again.stderr
     assert model.stat().st_mtime_ns == stamp
+
+
+def test_second_stage_fine_tunes_the_best_weights_and_is_scored(tmp_path):
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "nottingham.json").write_text(json.dumps(TINY))
+    config, long_config = tmp_path / "tiny.json", tmp_path / "tiny-long.json"
+    config.write_text(json.dumps(TINY_CONFIG))
+    long_config.write_text(json.dumps({**TINY_CONFIG, "train": {
+        **TINY_CONFIG["train"], "window": 8, "epochs": 1, "learning_rate": 0.001}}))
+    done = _recipe(tmp_path, "nottingham", CONFIG=str(config), LONG_CONFIG=str(long_config))
+    assert done.returncode == 0, done.stderr
+    first, second = tmp_path / "runs" / "nottingham", tmp_path / "runs" / "nottingham-long"
+    assert json.loads((second / "config.json").read_text())["train"]["window"] == 8
+    # It starts from the first stage's best weights, and its model is the one scored.
+    import biax_keras
+
+    best = biax_keras.load_model(first / "model.keras")
+    tuned = biax_keras.load_model(second / "model.keras")
+    assert any(not np.array_equal(a, b) for a, b in zip(best.get_weights(), tuned.get_weights()))
+    valid = json.loads(next((tmp_path / "results").glob("quality-nottingham-valid-*.json")).read_text())
+    scored = subprocess.run(
+        [str(Path(sys.executable).parent / "biax"), "evaluate", "--model", str(second), "--data",
+         str(tmp_path / "shared" / "nottingham.json"), "--split", "valid", "--steps-per-quarter",
+         "2", "--json"], capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert json.loads(scored.stdout)["frame_nll"] == pytest.approx(valid["frame_nll"], abs=1e-9)
+
+    # A config given in CONFIG (an ablation) has no second stage unless LONG_CONFIG names one.
+    alone = _recipe(tmp_path, "nottingham", CONFIG=str(config), RUNS=str(tmp_path / "alone"))
+    assert alone.returncode == 0, alone.stderr
+    assert not (tmp_path / "alone" / "nottingham-long").exists()
 
 
 @pytest.mark.parametrize("args, message", [
