@@ -641,14 +641,21 @@ def _resumed(callback_class, plateau):
 
     Both forget their best value and their count of epochs without it at the
     start of `fit`; a resumed run gives them back what history.csv says.
+    ReduceLROnPlateau starts its count again after each reduction (we use no
+    cooldown), so its count is the epochs since the best modulo its patience:
+    the reductions already made are not made again at the resume.
     """
+    import keras
+
     best, wait = plateau
+    decays = issubclass(callback_class, keras.callbacks.ReduceLROnPlateau)
 
     class Resumed(callback_class):
         def on_train_begin(self, logs=None):
             super().on_train_begin(logs)
             if best is not None:
-                self.best, self.wait = best, wait
+                self.best = best
+                self.wait = wait % self.patience if decays else wait
 
     Resumed.__name__ = callback_class.__name__
     return Resumed

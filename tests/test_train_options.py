@@ -133,6 +133,28 @@ def test_a_resumed_plateau_goes_on_counting(remembered):
     assert bool(model.stop_training) is remembered
 
 
+def test_a_resumed_decay_does_not_repeat_the_reductions_made_before_it():
+    # Best 4.0, then 4 epochs without it: patience 3 halved the rate after the
+    # third and began counting again, so 2 more epochs are needed, not 0.
+    model = build_model({"time_units": [4], "note_units": [4], "num_notes": 12}, learning_rate=1e-3)
+    decay = train._resumed(keras.callbacks.ReduceLROnPlateau, (4.0, 4))(
+        monitor="val_frame_nll", mode="min", patience=3, factor=0.5)
+    stop = train._resumed(keras.callbacks.EarlyStopping, (4.0, 4))(
+        monitor="val_frame_nll", mode="min", patience=6)
+    rates, stopped = [], []
+    for callback in (decay, stop):
+        callback.set_model(model)
+        callback.on_train_begin()
+    for epoch in (5, 6):
+        for callback in (decay, stop):
+            callback.on_epoch_end(epoch, {"val_frame_nll": 4.5})
+        rates.append(float(model.optimizer.learning_rate.numpy()))
+        stopped.append(bool(model.stop_training))
+    assert rates == [pytest.approx(1e-3), pytest.approx(5e-4)]
+    # Early stopping never starts again: 4 + 2 epochs spend its patience of 6.
+    assert stopped == [False, True]
+
+
 def test_cli_flags_reach_the_run_config(prepared, tmp_path, capsys):
     run = tmp_path / "run"
     config = tmp_path / "small.json"
