@@ -25,6 +25,9 @@
 # dataset's) and EXTRA_TRAIN_FLAGS (added to the first stage's `biax train`,
 # e.g. for an ablation: "--window 32").
 set -euo pipefail
+# One block, which bash reads whole before running it: editing this file
+# while a training runs under it cannot change what the run does next.
+{
 cd "$(dirname "$0")/.."
 BIAX=${BIAX:-.venv/bin/biax}
 DATA_DIR=${DATA_DIR:-../shared/data/polyphonic}
@@ -88,3 +91,5 @@ for split in valid train; do
   mv "$out.tmp" "$out"
   echo "$split: $(cat "$out")"
 done
+exit
+}

@@ -122,3 +122,47 @@ def test_make_jsb_is_the_jsb_chorales_recipe_on_the_jsb_folder(tmp_path):
     assert (tmp_path / "runs" / "jsb_chorales" / "model.keras").is_file()
     valid = json.loads(next((tmp_path / "results").glob("quality-jsb_chorales-valid-*.json")).read_text())
     assert valid["pieces"] == 2 and valid["steps"] == 16
+
+
+FAKE_BIAX = r"""#!/usr/bin/env bash
+# Stands in for biax: the recipe's steps, in a moment each.
+out=
+for ((i = 1; i <= $#; i++)); do [ "${!i}" = --out ] && { j=$((i + 1)); out=${!j}; }; done
+case "$1" in
+  prepare) mkdir -p "$out" && touch "$out/meta.json" ;;
+  train) touch "$TRAINING"; sleep 4; mkdir -p "$out" && touch "$out/model.keras" ;;
+  evaluate) echo '{"frame_nll": 1.0}' ;;
+esac
+"""
+
+
+def test_the_recipe_can_be_edited_while_it_trains(tmp_path):
+    """A training runs for days under the script; editing it meanwhile (a new
+    stage, a comment) must not derail the run when its training ends."""
+    import shutil
+    import time
+
+    script = tmp_path / "repo" / "benchmarks" / "quality.sh"
+    script.parent.mkdir(parents=True)
+    shutil.copy(RECIPE, script)
+    fake = tmp_path / "biax"
+    fake.write_text(FAKE_BIAX)
+    fake.chmod(0o755)
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "nottingham.json").write_text(json.dumps(TINY))
+    training = tmp_path / "training"
+    environment = dict(
+        os.environ, BIAX=str(fake), TRAINING=str(training), DATA_DIR=str(tmp_path / "shared"),
+        RUNS=str(tmp_path / "runs"), PREPARED=str(tmp_path / "data"),
+        RESULTS=str(tmp_path / "results"), CONFIG=str(tmp_path / "unused.json"))
+    run = subprocess.Popen(["bash", str(script), "nottingham"], env=environment,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not training.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert training.exists(), run.communicate()
+    text = script.read_text()
+    script.write_text(text.replace("set -euo pipefail\n", "set -euo pipefail\n" + "# edited\n" * 40))
+    stdout, stderr = run.communicate(timeout=60)
+    assert run.returncode == 0, stderr
+    assert "valid: " in stdout and "train: " in stdout
