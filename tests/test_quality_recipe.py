@@ -25,14 +25,19 @@ TINY_CONFIG = {
 }
 
 
-def _recipe(tmp_path, *args, **env):
+def _environment(tmp_path, **env):
+    """The recipe's environment: this biax, and every folder under tmp_path."""
     environment = dict(
         os.environ, TF_CPP_MIN_LOG_LEVEL="2", BIAX=str(Path(sys.executable).parent / "biax"),
         DATA_DIR=str(tmp_path / "shared"), RUNS=str(tmp_path / "runs"),
         PREPARED=str(tmp_path / "data"), RESULTS=str(tmp_path / "results"))
     environment.update(env)
-    return subprocess.run(["bash", str(RECIPE), *args], env=environment, capture_output=True,
-                          text=True, timeout=600)
+    return environment
+
+
+def _recipe(tmp_path, *args, **env):
+    return subprocess.run(["bash", str(RECIPE), *args], env=_environment(tmp_path, **env),
+                          capture_output=True, text=True, timeout=600)
 
 
 def test_recipe_prepares_trains_and_scores_valid_and_train(tmp_path):
@@ -66,17 +71,20 @@ def test_second_stage_fine_tunes_the_best_weights_and_is_scored(tmp_path):
     config, long_config = tmp_path / "tiny.json", tmp_path / "tiny-long.json"
     config.write_text(json.dumps(TINY_CONFIG))
     long_config.write_text(json.dumps({**TINY_CONFIG, "train": {
-        **TINY_CONFIG["train"], "window": 8, "epochs": 1, "learning_rate": 0.001}}))
+        **TINY_CONFIG["train"], "window": 8, "epochs": 1, "learning_rate": 1e-4}}))
     done = _recipe(tmp_path, "nottingham", CONFIG=str(config), LONG_CONFIG=str(long_config))
     assert done.returncode == 0, done.stderr
     first, second = tmp_path / "runs" / "nottingham", tmp_path / "runs" / "nottingham-long"
     assert json.loads((second / "config.json").read_text())["train"]["window"] == 8
-    # It starts from the first stage's best weights, and its model is the one scored.
+    # It starts from the first stage's best weights (2 Adam steps of 1e-4 move
+    # each weight by at most about 2e-4; a fresh start would be far from them)
+    # and trains them on, and its model is the one scored.
     import biax_keras
 
-    best = biax_keras.load_model(first / "model.keras")
-    tuned = biax_keras.load_model(second / "model.keras")
-    assert any(not np.array_equal(a, b) for a, b in zip(best.get_weights(), tuned.get_weights()))
+    best = biax_keras.load_model(first / "model.keras").get_weights()
+    tuned = biax_keras.load_model(second / "model.keras").get_weights()
+    assert all(np.allclose(a, b, rtol=0, atol=1e-3) for a, b in zip(best, tuned))
+    assert any(not np.array_equal(a, b) for a, b in zip(best, tuned))
     valid = json.loads(next((tmp_path / "results").glob("quality-nottingham-valid-*.json")).read_text())
     scored = subprocess.run(
         [str(Path(sys.executable).parent / "biax"), "evaluate", "--model", str(second), "--data",
@@ -111,13 +119,11 @@ def test_make_jsb_is_the_jsb_chorales_recipe_on_the_jsb_folder(tmp_path):
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps({**TINY_CONFIG,
                                   "model": {**TINY_CONFIG["model"], "steps_per_quarter": 1}}))
-    environment = dict(
-        os.environ, TF_CPP_MIN_LOG_LEVEL="2", BIAX=str(Path(sys.executable).parent / "biax"),
-        RUNS=str(tmp_path / "runs"), PREPARED=str(tmp_path / "data"),
-        RESULTS=str(tmp_path / "results"), CONFIG=str(config))
     # -o: take the virtual environment as it is (the test runs inside it).
+    # The recipe's DATA_DIR is make's JSB_DIR.
     done = subprocess.run(["make", "-s", "-o", ".venv/.installed", "jsb", f"JSB_DIR={jsb_dir}"],
-                          cwd=ROOT, env=environment, capture_output=True, text=True, timeout=600)
+                          cwd=ROOT, env=_environment(tmp_path, CONFIG=str(config)),
+                          capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "runs" / "jsb_chorales" / "model.keras").is_file()
     valid = json.loads(next((tmp_path / "results").glob("quality-jsb_chorales-valid-*.json")).read_text())
@@ -151,10 +157,8 @@ def test_the_recipe_can_be_edited_while_it_trains(tmp_path):
     (tmp_path / "shared").mkdir()
     (tmp_path / "shared" / "nottingham.json").write_text(json.dumps(TINY))
     training = tmp_path / "training"
-    environment = dict(
-        os.environ, BIAX=str(fake), TRAINING=str(training), DATA_DIR=str(tmp_path / "shared"),
-        RUNS=str(tmp_path / "runs"), PREPARED=str(tmp_path / "data"),
-        RESULTS=str(tmp_path / "results"), CONFIG=str(tmp_path / "unused.json"))
+    environment = _environment(tmp_path, BIAX=str(fake), TRAINING=str(training),
+                               CONFIG=str(tmp_path / "unused.json"))
     run = subprocess.Popen(["bash", str(script), "nottingham"], env=environment,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
