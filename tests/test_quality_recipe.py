@@ -170,3 +170,20 @@ def test_the_recipe_can_be_edited_while_it_trains(tmp_path):
     stdout, stderr = run.communicate(timeout=60)
     assert run.returncode == 0, stderr
     assert "valid: " in stdout and "train: " in stdout
+
+
+@pytest.mark.parametrize("long_config", sorted((ROOT / "training" / "configs").glob("*-long.json")),
+                         ids=lambda path: path.stem)
+def test_each_second_stage_keeps_its_first_stage_network(long_config):
+    """A `<config>-long.json` fine-tunes `<config>.json`'s weights (`--init`), so it
+    must name a first stage and describe the same network."""
+    from biax_keras import train
+
+    first = long_config.with_name(long_config.name.replace("-long.json", ".json"))
+    assert first.exists(), f"{long_config.name} has no first stage {first.name}"
+    first_model, first_train = train.resolve_config(first)
+    second_model, second_train = train.resolve_config(long_config)
+    assert second_model == first_model
+    # What makes it a second stage: longer windows at a lower learning rate.
+    assert second_train.window > first_train.window
+    assert second_train.learning_rate < first_train.learning_rate
