@@ -305,6 +305,9 @@ def _add_evaluate(subparsers):
                             help="a prepared folder, a JSB-format .json/.pickle, or a MIDI file or folder")
     likelihood.add_argument("--split", choices=("train", "valid", "test"), default=None,
                             help="which split of a prepared folder or JSB file to score (default: valid)")
+    likelihood.add_argument("--per-piece", action="store_true",
+                            help="also score every piece on its own (its name, steps, frame NLL "
+                                 "and accuracy), to see which pieces the figure comes from")
     music = p.add_argument_group("music statistics (--generated)")
     music.add_argument("--generated", metavar="DIR", help="folder (or file) of generated MIDI")
     music.add_argument("--reference", metavar="DIR", help="folder (or file) of real MIDI to compare with")
@@ -333,9 +336,9 @@ def _check_evaluate(args):
                             f"JSB-format .json/.pickle, or a MIDI file or folder")
         return
     if args.generated is not None:
-        if args.data is not None or args.split is not None:
-            raise UserError("--data and --split go with --model; compare MIDI folders with "
-                            "--generated and --reference")
+        if args.data is not None or args.split is not None or args.per_piece:
+            raise UserError("--data, --split and --per-piece go with --model; compare MIDI "
+                            "folders with --generated and --reference")
         if args.reference is None:
             raise UserError("--generated needs --reference DIR, the real music to compare with")
         for flag, path in (("--generated", args.generated), ("--reference", args.reference)):
@@ -362,7 +365,8 @@ def _evaluate_likelihood(args):
     from biax_keras import evaluate
 
     result = evaluate.evaluate_model(args.model, args.data, split=args.split,
-                                     steps_per_quarter=args.steps_per_quarter)
+                                     steps_per_quarter=args.steps_per_quarter,
+                                     per_piece=args.per_piece)
     if not args.json:
         print(evaluate.format_scores(result))
     return result

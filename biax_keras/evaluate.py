@@ -95,7 +95,7 @@ def previous_steps(roll):
 
 
 def score_pieces(model, pieces, play_only=False, batch_size=_BATCH_SIZE,
-                 note_steps_per_batch=_NOTE_STEPS_PER_BATCH):
+                 note_steps_per_batch=_NOTE_STEPS_PER_BATCH, each=False):
     """Scores whole pieces with a Keras `BiaxialModel`.
 
     Args:
@@ -106,18 +106,23 @@ def score_pieces(model, pieces, play_only=False, batch_size=_BATCH_SIZE,
             the end to the longest).
         note_steps_per_batch: and fewer when their padded steps times notes
             would exceed this (a piece longer than that goes alone).
+        each: also score every piece on its own.
 
     Returns:
-        `Scores` over all pieces.
+        `Scores` over all pieces; with `each`, `(Scores over all, [Scores of
+        each piece, in the order given])`.
     """
     scores = Scores()
+    pieces = list(pieces)
+    alone = [Scores() for _ in pieces]
     # Longest first, so that each batch's size is set by its first piece.
-    pieces = sorted(pieces, key=lambda piece: len(piece[0]), reverse=True)
+    order = sorted(range(len(pieces)), key=lambda i: len(pieces[i][0]), reverse=True)
     start = 0
-    while start < len(pieces):
-        longest, notes = pieces[start][0].shape[:2]
+    while start < len(order):
+        longest, notes = pieces[order[start]][0].shape[:2]
         size = max(1, min(batch_size, note_steps_per_batch // max(1, longest * notes)))
-        batch = pieces[start : start + size]
+        indices = order[start : start + size]
+        batch = [pieces[i] for i in indices]
         start += size
         rolls = np.zeros((len(batch), longest, notes, 2), np.float32)
         beats = np.zeros((len(batch), longest), np.int32)
@@ -132,7 +137,9 @@ def score_pieces(model, pieces, play_only=False, batch_size=_BATCH_SIZE,
         probabilities = np.asarray(model(inputs, training=False))
         for i, (roll, _) in enumerate(batch):
             scores.add(roll, probabilities[i, : len(roll)], play_only)
-    return scores
+            if each:
+                alone[indices[i]].add(roll, probabilities[i, : len(roll)], play_only)
+    return (scores, alone) if each else scores
 
 
 def _fit_range(roll, data_lowest, model_lowest, model_notes):
@@ -200,7 +207,7 @@ def _read_midi(source, model_config):
     """Every MIDI file of `source` (a file or a folder) at the model's resolution.
 
     Returns:
-        `(pieces, meta, skipped)`: pieces as `(roll, beat)` on all 128 pitches.
+        `(pieces, meta, skipped)`: pieces as `(path, roll, beat)` on all 128 pitches.
     """
     from biax_keras import representation
     from biax_keras.musicstats import midi_files
@@ -215,7 +222,7 @@ def _read_midi(source, model_config):
             skipped.append({"path": path, "reason": " ".join(str(e).split()) or type(e).__name__})
             continue
         if len(roll):
-            pieces.append((roll, beat))
+            pieces.append((path, roll, beat))
         else:
             skipped.append({"path": path, "reason": "no notes"})
     for item in skipped:
@@ -243,8 +250,9 @@ def _read_source(source, split, model_config, steps_per_quarter=None):
     """Pieces of `split` from a prepared folder or a JSB JSON/pickle file, or MIDI files.
 
     Returns:
-        `(pieces, meta, skipped, split)`: pieces as `(roll, beat)` in the
-        data's own range; meta with the data's steps_per_quarter,
+        `(pieces, meta, skipped, split)`: pieces as `(name, roll, beat)` in
+        the data's own range (the name is the MIDI file's path, or the
+        piece's `source:split/index`); meta with the data's steps_per_quarter,
         lowest_pitch, num_notes and play_only; the MIDI files that could not
         be read; the split scored (None for MIDI files, scored whole).
     """
@@ -265,7 +273,7 @@ def _read_source(source, split, model_config, steps_per_quarter=None):
             raise UserError(f"{source} is prepared at its own resolution; leave --steps-per-quarter "
                             f"out (it is for JSB .json/.pickle files)")
         meta = data.load_meta(source)
-        return [(roll, beat) for _, roll, beat in data.read_pieces(source, split)], meta, [], split
+        return list(data.read_pieces(source, split)), meta, [], split
     # A JSB-format file: its resolution is stated, or read from its name; it
     # is prepared on the whole piano (so that notes outside the model's range
     # are counted, not silently dropped) in a scratch folder.
@@ -296,7 +304,7 @@ def _read_source(source, split, model_config, steps_per_quarter=None):
             )
         meta = dict(data.load_meta(out), notes_dropped=int(report.get("notes_dropped", 0)),
                     split_counts=report.get("pieces", {}))
-        return [(roll, beat) for _, roll, beat in data.read_pieces(out, split)], meta, [], split
+        return list(data.read_pieces(out, split)), meta, [], split
 
 
 def _resolution_mismatch(source, data_resolution, config):
@@ -317,7 +325,7 @@ def _empty_split_hint(source, split, meta):
     return "prepare it with more pieces"
 
 
-def evaluate_model(model_path, source, split=None, steps_per_quarter=None):
+def evaluate_model(model_path, source, split=None, steps_per_quarter=None, per_piece=False):
     """Frame NLL, its parts and frame accuracy of a model on a dataset split.
 
     Args:
@@ -329,11 +337,14 @@ def evaluate_model(model_path, source, split=None, steps_per_quarter=None):
         split: `train`, `valid` or `test` of a prepared folder or JSB file
             (default `valid`); must be None for MIDI.
         steps_per_quarter: the time resolution of a JSB-format file.
+        per_piece: also score every piece on its own.
 
     Returns:
         A JSON-able dict: frame_nll, play_nll, articulate_nll, accuracy,
         pieces, steps, skipped (MIDI files that could not be read), and notes
-        about what was scored.
+        about what was scored; with `per_piece`, also `per_piece`: a list of
+        dicts, one per piece in the data's order, each with its `piece`
+        name and its own figures.
 
     Raises:
         UserError: for a missing or empty split, or data the model cannot be
@@ -361,7 +372,7 @@ def evaluate_model(model_path, source, split=None, steps_per_quarter=None):
             f"or score this model on data with articulation (MIDI files, or a folder prepared "
             f"from them)")
     fitted, outside = [], meta.get("notes_dropped", 0)
-    for roll, beat in pieces:
+    for _, roll, beat in pieces:
         roll, dropped = _fit_range(roll, meta["lowest_pitch"], config.lowest_pitch, config.num_notes)
         fitted.append((roll, beat))
         outside += dropped
@@ -372,7 +383,11 @@ def evaluate_model(model_path, source, split=None, steps_per_quarter=None):
             f"(MIDI {config.lowest_pitch}..{top}); score data prepared with "
             f"--lowest-pitch {config.lowest_pitch} --num-notes {config.num_notes}"
         )
-    result = score_pieces(model, fitted, play_only).as_dict()
+    scores, alone = score_pieces(model, fitted, play_only, each=True)
+    result = scores.as_dict()
+    if per_piece:
+        result["per_piece"] = [dict(piece=name, **one.as_dict())
+                               for (name, _, _), one in zip(pieces, alone)]
     if skipped:
         notes.append(f"{len(skipped)} MIDI file(s) could not be read and were skipped")
     result.update(split=split, source=str(source), play_only=play_only, notes=notes,
@@ -391,5 +406,9 @@ def format_scores(result):
     if not result["play_only"]:
         lines.append(f"  articulate   {result['articulate_nll']:.4f}")
     lines.append(f"frame accuracy {result['accuracy']:.4f}")
+    if "per_piece" in result:
+        lines.append("frame NLL   steps  accuracy  piece")
+        lines += [f"{one['frame_nll']:9.4f} {one['steps']:7d} {one['accuracy']:9.4f}  {one['piece']}"
+                  for one in result["per_piece"]]
     lines += [f"note: {n}" for n in result["notes"]]
     return "\n".join(lines)

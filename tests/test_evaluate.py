@@ -101,6 +101,12 @@ def test_padding_does_not_change_scores():
     assert calls == [(1, 12, 8, 2), (2, 9, 8, 2)]
     assert bounded["frame_nll"] == pytest.approx(total, rel=1e-5)
     assert bounded["steps"] == together["steps"] == 26
+    # Each piece's own score, in the order given, though batched longest first.
+    total_again, each = evaluate.score_pieces(model, pieces, each=True)
+    assert total_again.as_dict() == pytest.approx(together)
+    assert len(each) == len(alone) == 3
+    for one, by_itself in zip(each, alone):
+        assert one.as_dict() == pytest.approx(by_itself.as_dict())
 
 
 def test_range_fitting_counts_notes_outside():
@@ -179,6 +185,40 @@ def test_cli_scores_a_jsb_file_and_its_export_agrees(jsb_file, tmp_path, capsys)
     assert from_export["accuracy"] == result["accuracy"]
 
 
+def test_cli_per_piece_names_and_scores_every_piece(jsb_file, tmp_path, capsys):
+    model_path = _tiny_model_file(tmp_path)
+    code, result, _ = _evaluate_cli(capsys, "--model", model_path, "--data", jsb_file,
+                                    "--split", "valid", "--per-piece")
+    assert code == 0
+    pieces = result["per_piece"]
+    assert [p["piece"] for p in pieces] == [f"{jsb_file}:valid/0", f"{jsb_file}:valid/1"]
+    assert [p["steps"] for p in pieces] == [4, 3]
+    # The figure over the split is the step-weighted mean of the pieces'.
+    weighted = sum(p["frame_nll"] * p["steps"] for p in pieces) / 7
+    assert result["frame_nll"] == pytest.approx(weighted, rel=1e-6)
+    assert pieces[0]["frame_nll"] != pytest.approx(pieces[1]["frame_nll"])
+    # Without the flag the result is as before.
+    code, plain, _ = _evaluate_cli(capsys, "--model", model_path, "--data", jsb_file)
+    assert "per_piece" not in plain and plain["frame_nll"] == pytest.approx(result["frame_nll"])
+
+    from biax_keras import cli
+
+    assert cli.main(["evaluate", "--model", str(model_path), "--data", str(jsb_file),
+                     "--per-piece"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = lines[lines.index("frame NLL   steps  accuracy  piece") + 1:]
+    assert [row.split()[1] for row in rows] == ["4", "3"]
+    assert rows[0].endswith(f"{jsb_file}:valid/0")
+    assert float(rows[1].split()[0]) == pytest.approx(pieces[1]["frame_nll"], abs=1e-4)
+
+
+def test_cli_per_piece_goes_with_model_only(tmp_path, capsys):
+    code, _, err = _evaluate_cli(capsys, "--generated", tmp_path, "--reference", tmp_path,
+                                 "--per-piece")
+    assert code == 2 and "--per-piece go with --model" in err
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_cli_articulating_model_on_play_only_data_is_refused(jsb_file, tmp_path, capsys):
     # The model learned articulation; data with none (every note held, never
     # struck) is input it never saw: no score, the reason and what would do.
@@ -244,6 +284,12 @@ def test_cli_scores_midi_files_and_folders_directly(write_midi, tmp_path, capsys
     assert code == 0
     assert folder["pieces"] == 2 and [s["path"] for s in folder["skipped"]] == [
         str(tmp_path / "midi" / "broken.mid")]
+    # Per piece, a MIDI file is named by its path.
+    code, each, _ = _evaluate_cli(capsys, "--model", model_path, "--data", tmp_path / "midi",
+                                  "--per-piece")
+    assert code == 0
+    assert sorted(p["piece"] for p in each["per_piece"]) == sorted(
+        [str(one), str(tmp_path / "midi" / "sub" / "two.mid")])
     # A split means nothing for MIDI scored whole.
     code, _, err = _evaluate_cli(capsys, "--model", model_path, "--data", one, "--split", "train")
     assert code == 2 and "leave --split out" in err

@@ -93,3 +93,29 @@ def test_piano_plays_more_with_conservativity_below_one():
     plain = biax_keras.generate_batch(model, 4, 128, seed=3)
     eager = biax_keras.generate_batch(model, 4, 128, seed=3, conservativity=0.5)
     assert eager[..., 0].sum() > 1.2 * plain[..., 0].sum()
+
+
+def test_piano_card_per_piece_figures_as_written():
+    """The piano card's per-piece command, typed as written, gives its figures."""
+    root = SAVED.parent
+    card = (SAVED / "piano_midi_de" / "MODEL_CARD.md").read_text()
+    found = re.search(r"^    (biax evaluate .* \\\n\s+.* --per-piece)$", card, re.M)
+    assert found, "the piano card shows no --per-piece command"
+    argv = found.group(1).replace("\\\n", " ").split()
+    source = root / argv[argv.index("--data") + 1]
+    if not source.is_file():
+        pytest.skip(f"{source} is not here")
+    argv[0] = str(Path(sys.executable).with_name("biax"))
+    done = subprocess.run(argv + ["--json"], cwd=root, capture_output=True, text=True,
+                          timeout=600, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert done.returncode == 0, done.stderr
+    pieces = json.loads(done.stdout)["per_piece"]
+    assert len(pieces) == 12
+    nll = [round(p["frame_nll"], 2) for p in pieces]
+    assert (nll[6], nll[10]) == (7.52, 7.12) and f"score {nll[6]:.2f}\nand {nll[10]:.2f}" in card
+    rest = [p for i, p in enumerate(pieces) if i not in (6, 10)]
+    steps = sum(p["steps"] for p in rest)
+    mean = sum(p["frame_nll"] * p["steps"] for p in rest) / steps
+    low, high = min(p["frame_nll"] for p in rest), max(p["frame_nll"] for p in rest)
+    assert f"{low:.2f} to {high:.2f}, {mean:.2f} over their {steps:,} steps" in card
+    assert f"the median piece {np.median([p['frame_nll'] for p in pieces]):.2f}" in card
