@@ -75,6 +75,15 @@ class Scores:
         self.steps += int(target.shape[0])
         self.pieces += 1
 
+    @classmethod
+    def total(cls, parts):
+        """The totals of several `Scores` (of disjoint pieces) together."""
+        whole = cls()
+        for part in parts:
+            for field in dataclasses.fields(cls):
+                setattr(whole, field.name, getattr(whole, field.name) + getattr(part, field.name))
+        return whole
+
     def as_dict(self):
         steps = max(self.steps, 1)
         events = self.true_positives + self.false_positives + self.false_negatives
@@ -106,13 +115,12 @@ def score_pieces(model, pieces, play_only=False, batch_size=_BATCH_SIZE,
             the end to the longest).
         note_steps_per_batch: and fewer when their padded steps times notes
             would exceed this (a piece longer than that goes alone).
-        each: also score every piece on its own.
+        each: also return every piece's own `Scores`.
 
     Returns:
         `Scores` over all pieces; with `each`, `(Scores over all, [Scores of
         each piece, in the order given])`.
     """
-    scores = Scores()
     pieces = list(pieces)
     alone = [Scores() for _ in pieces]
     # Longest first, so that each batch's size is set by its first piece.
@@ -136,9 +144,8 @@ def score_pieces(model, pieces, play_only=False, batch_size=_BATCH_SIZE,
         }
         probabilities = np.asarray(model(inputs, training=False))
         for i, (roll, _) in enumerate(batch):
-            scores.add(roll, probabilities[i, : len(roll)], play_only)
-            if each:
-                alone[indices[i]].add(roll, probabilities[i, : len(roll)], play_only)
+            alone[indices[i]].add(roll, probabilities[i, : len(roll)], play_only)
+    scores = Scores.total(alone)
     return (scores, alone) if each else scores
 
 
