@@ -12,7 +12,10 @@ RUNS/DATASET/VARIANT-seedN. Running the command again resumes unfinished runs
 and skips finished ones, so the table fills in over as many sittings as it
 takes. The table (median and best over seeds of the valid frame NLL, and the
 median's difference from the base recipe) is printed as Markdown and written
-to benchmarks/results/ablation-DATASET-DATE.json.
+to benchmarks/results/ablation-DATASET-DATE.json. It holds every variant of
+the variants file with every seed finished under RUNS/DATASET, whichever of
+them this call was asked to train: a call that trains one variant never
+narrows the table.
 """
 
 import argparse
@@ -20,6 +23,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -89,14 +93,21 @@ def run_one(folder, dataset, config, seed, env):
         fail(f"{dataset} {folder.name} failed (exit {code}); see {folder / 'recipe.log'}")
 
 
-def collect(runs, dataset, variants, seeds):
-    """One row per variant with at least one scored seed."""
+def seeds_on_disk(runs, dataset, name):
+    """The seeds with a run folder of variant `name`, in order."""
+    pattern = re.compile(rf"{re.escape(name)}-seed(\d+)")
+    found = (pattern.fullmatch(p.name) for p in (Path(runs) / dataset).glob(f"{name}-seed*"))
+    return sorted(int(m.group(1)) for m in found if m)
+
+
+def collect(runs, dataset, variants):
+    """One row per variant with at least one scored seed, over every scored seed."""
     from biax_keras.runs import training_seconds
 
     rows = []
     for name, variant in variants.items():
         scores = []
-        for seed in seeds:
+        for seed in seeds_on_disk(runs, dataset, name):
             folder = run_folder(runs, dataset, name, seed)
             result = latest_result(folder)
             if result is None:
@@ -146,21 +157,24 @@ def main(argv=None):
     parser.add_argument("--variants-file", default=str(VARIANTS), metavar="JSON",
                         help="variant name -> {change, model, train} (default: %(default)s)")
     parser.add_argument("--variants", help="comma-separated names from benchmarks/ablations.json "
-                                           "(default: all of them)")
-    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: 0,1,2)")
+                                           "to train (default: all of them)")
+    parser.add_argument("--seeds", default="0,1,2",
+                        help="comma-separated seeds to train (default: 0,1,2); the table holds "
+                             "every finished seed of every variant")
     parser.add_argument("--runs", default="runs/ablation", help="folder of the runs")
     parser.add_argument("--collect", action="store_true", help="train nothing; print the table")
     parser.add_argument("--out", help="the table's JSON (default: "
                                       "benchmarks/results/ablation-DATASET-DATE.json)")
     args = parser.parse_args(argv)
 
-    variants = json.loads(Path(args.variants_file).read_text())
+    every_variant = json.loads(Path(args.variants_file).read_text())
+    variants = every_variant
     if args.variants:
         names = [n for n in args.variants.split(",") if n]
-        unknown = [n for n in names if n not in variants]
+        unknown = [n for n in names if n not in every_variant]
         if unknown:
-            fail(f"unknown variant {', '.join(unknown)}; choose from {', '.join(variants)}")
-        variants = {n: variants[n] for n in names}
+            fail(f"unknown variant {', '.join(unknown)}; choose from {', '.join(every_variant)}")
+        variants = {n: every_variant[n] for n in names}
     try:
         seeds = [int(s) for s in args.seeds.split(",") if s]
     except ValueError:
@@ -177,7 +191,7 @@ def main(argv=None):
                     print(f"{args.dataset} {name} seed {seed} ...", file=sys.stderr, flush=True)
                     run_one(folder, args.dataset, variant_config(base, variant), seed, env)
 
-    rows = collect(args.runs, args.dataset, variants, seeds)
+    rows = collect(args.runs, args.dataset, every_variant)
     if not rows:
         fail(f"no finished runs under {args.runs}/{args.dataset}; run without --collect first")
     out = Path(args.out or ROOT / "benchmarks" / "results" /

@@ -60,6 +60,11 @@ def test_variants_over_seeds_make_one_table_and_a_second_run_trains_nothing(tmp_
     # Finished: not trained or scored again.
     assert (times.read_text(), [p.stat().st_mtime_ns for p in results]) == before
     assert json.loads((tmp_path / "table.json").read_text())["rows"] == table["rows"]
+    # A call that asks for one variant and seed still writes the whole table.
+    narrow = _ablation(tmp_path, "--collect", "--variants", "base", "--seeds", "0")
+    assert narrow.returncode == 0, narrow.stderr
+    assert json.loads((tmp_path / "table.json").read_text())["rows"] == table["rows"]
+    assert "| no-transpose | no random transposition | 2 |" in narrow.stdout
 
 
 def test_unknown_variant_and_nothing_done_are_one_line(tmp_path):

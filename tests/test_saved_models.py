@@ -119,3 +119,65 @@ def test_piano_card_per_piece_figures_as_written():
     low, high = min(p["frame_nll"] for p in rest), max(p["frame_nll"] for p in rest)
     assert f"{low:.2f} to {high:.2f}, {mean:.2f} over their {steps:,} steps" in card
     assert f"the median piece {np.median([p['frame_nll'] for p in pieces]):.2f}" in card
+
+
+BENCHMARK_MODELS = {
+    # folder: (JSON file in ../shared/data/polyphonic, steps per quarter, BENCHMARKS column)
+    "jsb_chorales": ("jsb-chorales-quarter.json", 1, 0),
+    "musedata": ("musedata.json", 2, 1),
+    "nottingham": ("nottingham.json", 2, 2),
+    "piano_midi_de": ("piano-midi-de.json", 2, 3),
+}
+
+
+def recorded_scores(name, split):
+    """The newest `biax evaluate --json` figures benchmarks/quality.sh wrote for `name`."""
+    results = SAVED.parent / "benchmarks" / "results"
+    found = sorted(path for path in results.glob(f"quality-{name}-{split}-*.json")
+                   if re.fullmatch(rf"quality-{name}-{split}-\d{{4}}-\d\d-\d\d\.json", path.name))
+    assert found, f"no benchmarks/results/quality-{name}-{split}-DATE.json"
+    return json.loads(found[-1].read_text())
+
+
+@pytest.mark.parametrize("name", sorted(BENCHMARK_MODELS))
+def test_quoted_scores_are_the_recorded_ones(name):
+    """The card, the README and BENCHMARKS quote the scores quality.sh recorded."""
+    card = (SAVED / name / "MODEL_CARD.md").read_text()
+    readme = (SAVED.parent / "README.md").read_text()
+    bench = (SAVED.parent / "BENCHMARKS.md").read_text()
+    valid, train = recorded_scores(name, "valid"), recorded_scores(name, "train")
+    for split, scores in (("valid", valid), ("train", train)):
+        row = (f"| {split} | {scores['pieces']} | {scores['steps']:,} | "
+               f"{scores['frame_nll']:.3f} | {scores['accuracy']:.3f} |")
+        assert row in card, f"{name}'s card lacks the row {row}"
+    assert (f"| `saved_models/{name}` | **{valid['frame_nll']:.3f}** | "
+            f"{valid['accuracy']:.3f} |") in readme
+    column = BENCHMARK_MODELS[name][2]
+
+    def cell(prefix):
+        line = next(line for line in bench.splitlines() if line.startswith(prefix))
+        return line.split("|")[3 + column].strip()
+
+    assert cell("| **biax_keras** (`saved_models/`) | **valid** |") == f"**{valid['frame_nll']:.3f}**"
+    assert cell("| biax_keras (`saved_models/`) | train |") == f"{train['frame_nll']:.3f}"
+    assert cell("| frame accuracy, valid |") == f"{valid['accuracy']:.3f}"
+
+
+def test_jsb_model_scores_what_was_recorded():
+    """The shipped JSB weights are the ones scored: a fresh `biax evaluate` agrees."""
+    file, spq, _ = BENCHMARK_MODELS["jsb_chorales"]
+    source = SAVED.parent.parent / "shared" / "data" / "polyphonic" / file
+    if not source.is_file():
+        pytest.skip(f"{source} is not here")
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("biax")), "evaluate", "--model",
+         str(SAVED / "jsb_chorales"), "--data", str(source), "--split", "valid",
+         "--steps-per-quarter", str(spq), "--json"],
+        capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert done.returncode == 0, done.stderr
+    scores = json.loads(done.stdout)
+    recorded = recorded_scores("jsb_chorales", "valid")
+    assert scores["steps"] == recorded["steps"]
+    assert scores["frame_nll"] == pytest.approx(recorded["frame_nll"], abs=1e-4)
+    assert scores["accuracy"] == pytest.approx(recorded["accuracy"], abs=1e-4)
