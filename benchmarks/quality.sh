@@ -8,9 +8,10 @@
 #   make bench-quality DATASET=nottingham          # the same
 #
 # Where the dataset's config has a second stage, training/configs/<config>-long.json
-# (Nottingham's), the best weights are then fine-tuned with it, on longer
-# windows at a lower learning rate, in RUNS/<dataset>-long, and that run is
-# the one scored.
+# (Nottingham's and MuseData's), the best weights are then fine-tuned with it,
+# on longer windows at a lower learning rate, in RUNS/<dataset>-long; a third,
+# <config>-long2.json (Nottingham's), fine-tunes that stage's best weights in
+# RUNS/<dataset>-long2, and so on. The last stage's run is the one scored.
 #
 # Every stage is safe to run again: a prepared folder is reused, a stopped
 # training resumes from its last finished epoch (BackupAndRestore), and a
@@ -20,10 +21,10 @@
 # Environment: BIAX (the biax command), DATA_DIR (the folder holding the JSON
 # files; default ../shared/data/polyphonic), RUNS (default runs), PREPARED
 # (default data), RESULTS (default benchmarks/results), CONFIG (a config file
-# in place of the dataset's own; it leaves out the second stage unless
-# LONG_CONFIG names one), LONG_CONFIG (a second-stage config in place of the
-# dataset's) and EXTRA_TRAIN_FLAGS (added to the first stage's `biax train`,
-# e.g. for an ablation: "--window 32").
+# in place of the dataset's own; it leaves out the later stages unless
+# LONG_CONFIG names them), LONG_CONFIG (the later stages' configs, separated by
+# spaces, in place of the dataset's) and EXTRA_TRAIN_FLAGS (added to the first
+# stage's `biax train`, e.g. for an ablation: "--window 32").
 set -euo pipefail
 # One block, which bash reads whole before running it: editing this file
 # while a training runs under it cannot change what the run does next.
@@ -68,18 +69,28 @@ if [ ! -f "$run/model.keras" ]; then
       --config "${CONFIG:-training/configs/$config.json}" ${EXTRA_TRAIN_FLAGS:-}
 fi
 
-long_config=${LONG_CONFIG:-}
-if [ -z "$long_config" ] && [ -z "${CONFIG:-}" ] && [ -f "training/configs/$config-long.json" ]; then
-  long_config="training/configs/$config-long.json"
+# Fine-tuning stages, each from the best weights of the stage before it:
+# <config>-long.json in RUNS/<dataset>-long, then <config>-long2.json in
+# RUNS/<dataset>-long2, and so on while the files exist.
+suffix() { if [ "$1" -gt 1 ]; then echo "$1"; fi; }  # stage 1: "-long", 2: "-long2", ...
+long_configs=${LONG_CONFIG:-}
+if [ -z "$long_configs" ] && [ -z "${CONFIG:-}" ]; then
+  stage=1
+  while [ -f "training/configs/$config-long$(suffix $stage).json" ]; do
+    long_configs="$long_configs training/configs/$config-long$(suffix $stage).json"
+    stage=$((stage + 1))
+  done
 fi
-if [ -n "$long_config" ]; then
-  long_run="$RUNS/$dataset-long"
+stage=1
+for long_config in $long_configs; do
+  long_run="$RUNS/$dataset-long$(suffix $stage)"
   if [ ! -f "$long_run/model.keras" ]; then
     "$BIAX" train --data "$prepared" --out "$long_run" --config "$long_config" \
         --init "$run/model.keras"
   fi
   run=$long_run
-fi
+  stage=$((stage + 1))
+done
 
 mkdir -p "$RESULTS"
 stamp=$(date +%Y-%m-%d)

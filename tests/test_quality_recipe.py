@@ -3,6 +3,7 @@ run the way a user runs it, on a tiny file in the datasets' JSON format."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -65,29 +66,34 @@ def test_recipe_prepares_trains_and_scores_valid_and_train(tmp_path):
     assert model.stat().st_mtime_ns == stamp
 
 
-def test_second_stage_fine_tunes_the_best_weights_and_is_scored(tmp_path):
+def test_later_stages_fine_tune_the_best_weights_and_the_last_is_scored(tmp_path):
     (tmp_path / "shared").mkdir()
     (tmp_path / "shared" / "nottingham.json").write_text(json.dumps(TINY))
-    config, long_config = tmp_path / "tiny.json", tmp_path / "tiny-long.json"
+    config = tmp_path / "tiny.json"
+    long_configs = [tmp_path / "tiny-long.json", tmp_path / "tiny-long2.json"]
     config.write_text(json.dumps(TINY_CONFIG))
-    long_config.write_text(json.dumps({**TINY_CONFIG, "train": {
-        **TINY_CONFIG["train"], "window": 8, "epochs": 1, "learning_rate": 1e-4}}))
-    done = _recipe(tmp_path, "nottingham", CONFIG=str(config), LONG_CONFIG=str(long_config))
+    for path, window in zip(long_configs, (8, 12)):
+        path.write_text(json.dumps({**TINY_CONFIG, "train": {
+            **TINY_CONFIG["train"], "window": window, "epochs": 1, "learning_rate": 1e-4}}))
+    done = _recipe(tmp_path, "nottingham", CONFIG=str(config),
+                   LONG_CONFIG=" ".join(map(str, long_configs)))
     assert done.returncode == 0, done.stderr
-    first, second = tmp_path / "runs" / "nottingham", tmp_path / "runs" / "nottingham-long"
-    assert json.loads((second / "config.json").read_text())["train"]["window"] == 8
-    # It starts from the first stage's best weights (2 Adam steps of 1e-4 move
-    # each weight by at most about 2e-4; a fresh start would be far from them)
-    # and trains them on, and its model is the one scored.
+    stages = [tmp_path / "runs" / name for name in ("nottingham", "nottingham-long", "nottingham-long2")]
+    assert [json.loads((run / "config.json").read_text())["train"]["window"]
+            for run in stages[1:]] == [8, 12]
+    # Each starts from the stage before's best weights (2 Adam steps of 1e-4
+    # move each weight by at most about 2e-4; a fresh start would be far from
+    # them) and trains them on, and the last stage's model is the one scored.
     import biax_keras
 
-    best = biax_keras.load_model(first / "model.keras").get_weights()
-    tuned = biax_keras.load_model(second / "model.keras").get_weights()
-    assert all(np.allclose(a, b, rtol=0, atol=1e-3) for a, b in zip(best, tuned))
-    assert any(not np.array_equal(a, b) for a, b in zip(best, tuned))
+    for before, after in zip(stages, stages[1:]):
+        best = biax_keras.load_model(before / "model.keras").get_weights()
+        tuned = biax_keras.load_model(after / "model.keras").get_weights()
+        assert all(np.allclose(a, b, rtol=0, atol=1e-3) for a, b in zip(best, tuned))
+        assert any(not np.array_equal(a, b) for a, b in zip(best, tuned))
     valid = json.loads(next((tmp_path / "results").glob("quality-nottingham-valid-*.json")).read_text())
     scored = subprocess.run(
-        [str(Path(sys.executable).parent / "biax"), "evaluate", "--model", str(second), "--data",
+        [str(Path(sys.executable).parent / "biax"), "evaluate", "--model", str(stages[2]), "--data",
          str(tmp_path / "shared" / "nottingham.json"), "--split", "valid", "--steps-per-quarter",
          "2", "--json"], capture_output=True, text=True, timeout=300,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
@@ -172,18 +178,27 @@ def test_the_recipe_can_be_edited_while_it_trains(tmp_path):
     assert "valid: " in stdout and "train: " in stdout
 
 
-@pytest.mark.parametrize("long_config", sorted((ROOT / "training" / "configs").glob("*-long.json")),
+def _stage_before(path):
+    """`x-long.json` fine-tunes `x.json`'s weights, `x-long2.json` `x-long.json`'s, ..."""
+    stem, stage = re.fullmatch(r"(.+)-long(\d*)\.json", path.name).groups()
+    stage = int(stage or 1)
+    before = "" if stage == 1 else "-long" if stage == 2 else f"-long{stage - 1}"
+    return path.with_name(f"{stem}{before}.json")
+
+
+@pytest.mark.parametrize("long_config", sorted((ROOT / "training" / "configs").glob("*-long*.json")),
                          ids=lambda path: path.stem)
-def test_each_second_stage_keeps_its_first_stage_network(long_config):
-    """A `<config>-long.json` fine-tunes `<config>.json`'s weights (`--init`), so it
-    must name a first stage and describe the same network."""
+def test_each_later_stage_keeps_the_network_of_the_stage_before(long_config):
+    """A `<config>-long.json` fine-tunes `<config>.json`'s weights (`--init`), a
+    `<config>-long2.json` those of `<config>-long.json`, and so on: each must
+    have the stage before it, the way quality.sh finds it, with the same network."""
     from biax_keras import train
 
-    first = long_config.with_name(long_config.name.replace("-long.json", ".json"))
-    assert first.exists(), f"{long_config.name} has no first stage {first.name}"
-    first_model, first_train = train.resolve_config(first)
+    before = _stage_before(long_config)
+    assert before.exists(), f"{long_config.name} has no stage before it, {before.name}"
+    first_model, first_train = train.resolve_config(before)
     second_model, second_train = train.resolve_config(long_config)
     assert second_model == first_model
-    # What makes it a second stage: longer windows at a lower learning rate.
+    # What makes it a later stage: longer windows at a lower learning rate.
     assert second_train.window > first_train.window
     assert second_train.learning_rate < first_train.learning_rate
