@@ -10,7 +10,7 @@
 # Where the dataset's config has a second stage, training/configs/<config>-long.json
 # (Nottingham's and MuseData's), the best weights are then fine-tuned with it,
 # on longer windows at a lower learning rate, in RUNS/<dataset>-long; a third,
-# <config>-long2.json (Nottingham's), fine-tunes that stage's best weights in
+# <config>-long2.json (both of theirs), fine-tunes that stage's best weights in
 # RUNS/<dataset>-long2, and so on. The last stage's run is the one scored.
 #
 # Every stage is safe to run again: a prepared folder is reused, a stopped
