@@ -20,6 +20,7 @@ narrows the table.
 
 import argparse
 import datetime
+import glob
 import json
 import os
 import platform
@@ -94,9 +95,10 @@ def run_one(folder, dataset, config, seed, env):
 
 
 def seeds_on_disk(runs, dataset, name):
-    """The seeds with a run folder of variant `name`, in order."""
-    pattern = re.compile(rf"{re.escape(name)}-seed(\d+)")
-    found = (pattern.fullmatch(p.name) for p in (Path(runs) / dataset).glob(f"{name}-seed*"))
+    """The seeds with a run folder (`run_folder`) of variant `name`, in order."""
+    prefix = run_folder(runs, dataset, name, "")
+    pattern = re.compile(rf"{re.escape(prefix.name)}(\d+)")
+    found = (pattern.fullmatch(p.name) for p in prefix.parent.glob(f"{glob.escape(prefix.name)}*"))
     return sorted(int(m.group(1)) for m in found if m)
 
 

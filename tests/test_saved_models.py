@@ -121,13 +121,8 @@ def test_piano_card_per_piece_figures_as_written():
     assert f"the median piece {np.median([p['frame_nll'] for p in pieces]):.2f}" in card
 
 
-BENCHMARK_MODELS = {
-    # folder: (JSON file in ../shared/data/polyphonic, steps per quarter, BENCHMARKS column)
-    "jsb_chorales": ("jsb-chorales-quarter.json", 1, 0),
-    "musedata": ("musedata.json", 2, 1),
-    "nottingham": ("nottingham.json", 2, 2),
-    "piano_midi_de": ("piano-midi-de.json", 2, 3),
-}
+# The four benchmark models: folder -> their column in BENCHMARKS.md's table.
+BENCHMARK_COLUMNS = {"jsb_chorales": 0, "musedata": 1, "nottingham": 2, "piano_midi_de": 3}
 
 
 def recorded_scores(name, split):
@@ -139,7 +134,7 @@ def recorded_scores(name, split):
     return json.loads(found[-1].read_text())
 
 
-@pytest.mark.parametrize("name", sorted(BENCHMARK_MODELS))
+@pytest.mark.parametrize("name", sorted(BENCHMARK_COLUMNS))
 def test_quoted_scores_are_the_recorded_ones(name):
     """The card, the README and BENCHMARKS quote the scores quality.sh recorded."""
     card = (SAVED / name / "MODEL_CARD.md").read_text()
@@ -154,7 +149,7 @@ def test_quoted_scores_are_the_recorded_ones(name):
     interim = " (interim)"
     assert re.search(rf"^\| `saved_models/{name}`({re.escape(interim)})? \| "
                      rf"\*\*{valid['frame_nll']:.3f}\*\* \| {valid['accuracy']:.3f} \|", readme, re.M)
-    column = BENCHMARK_MODELS[name][2]
+    column = BENCHMARK_COLUMNS[name]
 
     def cell(prefix):
         line = next(line for line in bench.splitlines() if line.startswith(prefix))
@@ -168,14 +163,13 @@ def test_quoted_scores_are_the_recorded_ones(name):
 
 def test_jsb_model_scores_what_was_recorded():
     """The shipped JSB weights are the ones scored: a fresh `biax evaluate` agrees."""
-    file, spq, _ = BENCHMARK_MODELS["jsb_chorales"]
-    source = SAVED.parent.parent / "shared" / "data" / "polyphonic" / file
+    source = SAVED.parent.parent / "shared" / "data" / "polyphonic" / "jsb-chorales-quarter.json"
     if not source.is_file():
         pytest.skip(f"{source} is not here")
     done = subprocess.run(
         [str(Path(sys.executable).with_name("biax")), "evaluate", "--model",
          str(SAVED / "jsb_chorales"), "--data", str(source), "--split", "valid",
-         "--steps-per-quarter", str(spq), "--json"],
+         "--steps-per-quarter", str(SHIPPED["jsb_chorales"][2]), "--json"],
         capture_output=True, text=True, timeout=600,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     assert done.returncode == 0, done.stderr
