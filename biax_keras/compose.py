@@ -122,10 +122,13 @@ def compose(model_path, out, steps=None, seconds=None, bpm=None, seed=0, control
     pieces = []
     for roll, path in zip(rolls, paths):
         roll = roll[len(roll) - written_steps:]
-        representation.roll_to_midi(roll, path, config.steps_per_quarter, config.lowest_pitch,
-                                    qpm=bpm, time_signature=time_signature)
+        written = representation.roll_to_midi(roll, path, config.steps_per_quarter,
+                                              config.lowest_pitch, qpm=bpm,
+                                              time_signature=time_signature)
+        # The notes of the file: a play-only model's rolls carry no
+        # articulation, so counting articulations would say 0.
         pieces.append({"midi": path,
-                       "notes": int(np.sum(roll[..., 1])),
+                       "notes": len(written.notes),
                        "silent_steps": int(np.sum(~roll[..., 0].any(axis=-1)))})
     if wav:
         for piece in pieces:

@@ -189,6 +189,23 @@ def test_a_play_only_model_is_fed_rolls_like_its_training_data():
     np.testing.assert_array_equal(struck[7:], generate(play_only, 12, seed=3, primer=held)[7:])
 
 
+def test_cli_generate_counts_a_play_only_models_notes(tmp_path, capsys):
+    """The note count it prints is the MIDI file's, articulated or not: a
+    play-only model draws no articulations, and counting them said 0."""
+    import note_seq
+
+    config = BiaxialConfig(time_units=(16,), note_units=(10,), lowest_pitch=LOWEST,
+                           num_notes=NOTES, dropout=0.0, play_only=True)
+    saved = tmp_path / "play_only.keras"
+    _random_weights(build_model(config, compile=False), seed=4).save(saved)
+    out = tmp_path / "piece.mid"
+    assert cli.main(["generate", "--model", str(saved), "--out", str(out), "--steps", "32",
+                     "--seed", "9", "--conservativity", "0.5"]) == 0
+    written = len(note_seq.midi_file_to_note_sequence(str(out)).notes)
+    assert written > 0
+    assert capsys.readouterr().out.strip().endswith(f", {written} notes")
+
+
 def test_primer_is_kept_verbatim_as_the_opening(model):
     rng = np.random.default_rng(8)
     primer = _random_roll(rng, 1, 7, NOTES)[0].astype(np.uint8)

@@ -112,7 +112,9 @@ def test_piano_card_per_piece_figures_as_written():
     pieces = json.loads(done.stdout)["per_piece"]
     assert len(pieces) == 12
     nll = [round(p["frame_nll"], 2) for p in pieces]
-    assert (nll[6], nll[10]) == (7.52, 7.12) and f"score {nll[6]:.2f}\nand {nll[10]:.2f}" in card
+    # The card's claim: pieces 6 and 10 are the two hardest, and it quotes their figures.
+    assert sorted(nll)[-2:] == sorted([nll[6], nll[10]])
+    assert f"score {nll[6]:.2f}\nand {nll[10]:.2f}" in card
     rest = [p for i, p in enumerate(pieces) if i not in (6, 10)]
     steps = sum(p["steps"] for p in rest)
     mean = sum(p["frame_nll"] * p["steps"] for p in rest) / steps
