@@ -96,3 +96,25 @@ def test_every_listed_variant_is_a_valid_config_that_changes_the_recipe():
             resolved = resolve_config(ablation.variant_config(base, variant))
             if config_name == ablation.CONFIGS["jsb_chorales"]:
                 assert (resolved == resolved_base) == (name == "base"), name
+
+
+def test_benchmarks_ablation_table_quotes_the_recorded_runs():
+    """Each row of BENCHMARKS.md's JSB ablation table is the newest recorded table's row."""
+    import re
+
+    recorded = sorted((ROOT / "benchmarks" / "results").glob("ablation-jsb_chorales-*.json"))
+    recorded = [p for p in recorded if re.fullmatch(r"ablation-jsb_chorales-\d{4}-\d\d-\d\d\.json", p.name)]
+    assert recorded, "no benchmarks/results/ablation-jsb_chorales-DATE.json"
+    rows = {row["variant"]: row for row in json.loads(recorded[-1].read_text())["rows"]}
+    text = (ROOT / "BENCHMARKS.md").read_text()
+    section = text[text.index("### Ablations on JSB"):]
+    quoted = re.findall(r"^\| ([\w.-]+) \| [^|]+ \| (\d+) \(seeds? ([\d, ]+)\) \| ([\d.]+) \| ([\d.]+) "
+                        r"\|\s*([+-][\d.]+)?\s*\|", section, flags=re.M)
+    assert {q[0] for q in quoted} == set(rows), "the table's variants are not the recorded ones"
+    for variant, count, seeds, median, best, delta in quoted:
+        row = rows[variant]
+        assert [s["seed"] for s in row["seeds"]] == [int(s) for s in seeds.split(",")], variant
+        assert int(count) == len(row["seeds"]), variant
+        assert median == f"{row['median']:.3f}" and best == f"{row['best']:.3f}", variant
+        if variant != "base":
+            assert delta == f"{row['delta']:+.3f}", variant
