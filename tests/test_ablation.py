@@ -102,10 +102,9 @@ def test_benchmarks_ablation_table_quotes_the_recorded_runs():
     """Each row of BENCHMARKS.md's JSB ablation table is the newest recorded table's row."""
     import re
 
-    recorded = sorted((ROOT / "benchmarks" / "results").glob("ablation-jsb_chorales-*.json"))
-    recorded = [p for p in recorded if re.fullmatch(r"ablation-jsb_chorales-\d{4}-\d\d-\d\d\.json", p.name)]
-    assert recorded, "no benchmarks/results/ablation-jsb_chorales-DATE.json"
-    rows = {row["variant"]: row for row in json.loads(recorded[-1].read_text())["rows"]}
+    from test_saved_models import newest_result
+
+    rows = {row["variant"]: row for row in newest_result("ablation-jsb_chorales")["rows"]}
     text = (ROOT / "BENCHMARKS.md").read_text()
     section = text[text.index("### Ablations on JSB"):]
     quoted = re.findall(r"^\| ([\w.-]+) \| [^|]+ \| (\d+) \(seeds? ([\d, ]+)\) \| ([\d.]+) \| ([\d.]+) "

@@ -127,13 +127,18 @@ def test_piano_card_per_piece_figures_as_written():
 BENCHMARK_COLUMNS = {"jsb_chorales": 0, "musedata": 1, "nottingham": 2, "piano_midi_de": 3}
 
 
+def newest_result(stem):
+    """The newest benchmarks/results/`stem`-DATE.json, read (not `stem`-TAG-DATE.json)."""
+    results = SAVED.parent / "benchmarks" / "results"
+    found = sorted(path for path in results.glob(f"{stem}-*.json")
+                   if re.fullmatch(rf"{re.escape(stem)}-\d{{4}}-\d\d-\d\d\.json", path.name))
+    assert found, f"no benchmarks/results/{stem}-DATE.json"
+    return json.loads(found[-1].read_text())
+
+
 def recorded_scores(name, split):
     """The newest `biax evaluate --json` figures benchmarks/quality.sh wrote for `name`."""
-    results = SAVED.parent / "benchmarks" / "results"
-    found = sorted(path for path in results.glob(f"quality-{name}-{split}-*.json")
-                   if re.fullmatch(rf"quality-{name}-{split}-\d{{4}}-\d\d-\d\d\.json", path.name))
-    assert found, f"no benchmarks/results/quality-{name}-{split}-DATE.json"
-    return json.loads(found[-1].read_text())
+    return newest_result(f"quality-{name}-{split}")
 
 
 @pytest.mark.parametrize("name", sorted(BENCHMARK_COLUMNS))
