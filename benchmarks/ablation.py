@@ -15,7 +15,10 @@ median's difference from the base recipe) is printed as Markdown and written
 to benchmarks/results/ablation-DATASET-DATE.json. It holds every variant of
 the variants file with every seed finished under RUNS/DATASET, whichever of
 them this call was asked to train: a call that trains one variant never
-narrows the table.
+narrows the table. Seeds scored before and recorded in the newest
+benchmarks/results/ablation-DATASET-DATE.json (or --recorded) stay in the
+table when their run folders are gone, say on a new machine; a seed whose run
+folder is here is read from the folder.
 """
 
 import argparse
@@ -102,10 +105,37 @@ def seeds_on_disk(runs, dataset, name):
     return sorted(int(m.group(1)) for m in found if m)
 
 
-def collect(runs, dataset, variants):
-    """One row per variant with at least one scored seed, over every scored seed."""
+def newest_recorded(dataset):
+    """The newest benchmarks/results/ablation-DATASET-DATE.json, or None."""
+    pattern = re.compile(rf"ablation-{re.escape(dataset)}-\d{{4}}-\d\d-\d\d\.json")
+    found = sorted(p for p in (ROOT / "benchmarks" / "results").glob(f"ablation-{dataset}-*.json")
+                   if pattern.fullmatch(p.name))
+    return found[-1] if found else None
+
+
+def recorded_seeds(path, dataset):
+    """variant -> {seed: score} of the table at `path` (none when `path` is None)."""
+    if path is None:
+        return {}
+    try:
+        table = json.loads(Path(path).read_text())
+        if table["dataset"] != dataset:
+            fail(f"{path} is the table of {table['dataset']}, not {dataset}; pass --recorded "
+                 f"with {dataset}'s table or --recorded none")
+        return {row["variant"]: {s["seed"]: s for s in row["seeds"]} for row in table["rows"]}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        fail(f"{path} is not an ablation table ({error}); pass --recorded with one written by "
+             "this script, or --recorded none")
+
+
+def collect(runs, dataset, variants, recorded=None):
+    """One row per variant with at least one scored seed, over every scored seed.
+
+    `recorded` (variant -> {seed: score}, as `recorded_seeds` reads it) fills in
+    the seeds that have no scored run folder under `runs`."""
     from biax_keras.runs import training_seconds
 
+    recorded = recorded or {}
     rows = []
     for name, variant in variants.items():
         scores = []
@@ -122,6 +152,9 @@ def collect(runs, dataset, variants):
                 "valid_accuracy": result["accuracy"], "epochs": epochs, "best_epoch": best_epoch,
                 "seconds": training_seconds(folder / dataset),
             })
+        on_disk = {s["seed"] for s in scores}
+        scores += [s for seed, s in recorded.get(name, {}).items() if seed not in on_disk]
+        scores.sort(key=lambda s: s["seed"])
         if scores:
             nll = [s["valid_frame_nll"] for s in scores]
             rows.append({"variant": name, "change": variant.get("change", ""), "seeds": scores,
@@ -165,6 +198,10 @@ def main(argv=None):
                              "every finished seed of every variant")
     parser.add_argument("--runs", default="runs/ablation", help="folder of the runs")
     parser.add_argument("--collect", action="store_true", help="train nothing; print the table")
+    parser.add_argument("--recorded", metavar="JSON", help="a table this script wrote, whose seeds "
+                        "stay in the new table where their run folders are gone (default: the "
+                        "newest benchmarks/results/ablation-DATASET-DATE.json; 'none': only the "
+                        "runs on disk)")
     parser.add_argument("--out", help="the table's JSON (default: "
                                       "benchmarks/results/ablation-DATASET-DATE.json)")
     args = parser.parse_args(argv)
@@ -193,7 +230,16 @@ def main(argv=None):
                     print(f"{args.dataset} {name} seed {seed} ...", file=sys.stderr, flush=True)
                     run_one(folder, args.dataset, variant_config(base, variant), seed, env)
 
-    rows = collect(args.runs, args.dataset, every_variant)
+    if args.recorded == "none":
+        recorded_path = None
+    elif args.recorded:
+        recorded_path = Path(args.recorded)
+        if not recorded_path.is_file():
+            fail(f"--recorded {args.recorded}: no such file; pass a table this script wrote, "
+                 "or none")
+    else:
+        recorded_path = newest_recorded(args.dataset)
+    rows = collect(args.runs, args.dataset, every_variant, recorded_seeds(recorded_path, args.dataset))
     if not rows:
         fail(f"no finished runs under {args.runs}/{args.dataset}; run without --collect first")
     out = Path(args.out or ROOT / "benchmarks" / "results" /

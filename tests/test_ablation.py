@@ -13,6 +13,9 @@ SCRIPT = ROOT / "benchmarks" / "ablation.py"
 
 
 def _ablation(tmp_path, *args):
+    """The script on the tiny file; no recorded table unless `args` names one."""
+    if "--recorded" not in args:
+        args = (*args, "--recorded", "none")
     environment = dict(
         os.environ, TF_CPP_MIN_LOG_LEVEL="2", BIAX=str(Path(sys.executable).parent / "biax"),
         DATA_DIR=str(tmp_path / "shared"), PREPARED=str(tmp_path / "data"))
@@ -65,6 +68,27 @@ def test_variants_over_seeds_make_one_table_and_a_second_run_trains_nothing(tmp_
     assert narrow.returncode == 0, narrow.stderr
     assert json.loads((tmp_path / "table.json").read_text())["rows"] == table["rows"]
     assert "| no-transpose | no random transposition | 2 |" in narrow.stdout
+
+    # Run folders lost (a new machine): the recorded table keeps their seeds,
+    # and a seed whose folder is here is read from the folder, not the record.
+    recorded = tmp_path / "recorded.json"
+    stale = json.loads((tmp_path / "table.json").read_text())
+    stale["rows"][0]["seeds"][0]["valid_frame_nll"] = 99.0
+    recorded.write_text(json.dumps(stale))
+    runs = tmp_path / "runs" / "nottingham"
+    for name in ("base-seed1", "no-transpose-seed0", "no-transpose-seed1"):
+        (runs / name).rename(tmp_path / name)
+    kept = _ablation(tmp_path, "--collect", "--recorded", str(recorded))
+    assert kept.returncode == 0, kept.stderr
+    assert json.loads((tmp_path / "table.json").read_text())["rows"] == table["rows"]
+    only_disk = _ablation(tmp_path, "--collect")
+    assert only_disk.returncode == 0, only_disk.stderr
+    rows = json.loads((tmp_path / "table.json").read_text())["rows"]
+    assert [(r["variant"], [s["seed"] for s in r["seeds"]]) for r in rows] == [("base", [0])]
+    (tmp_path / "other.json").write_text(json.dumps(dict(stale, dataset="musedata")))
+    other = _ablation(tmp_path, "--collect", "--recorded", str(tmp_path / "other.json"))
+    assert other.returncode == 2
+    assert other.stderr.count("\n") == 1 and "is the table of musedata" in other.stderr
 
 
 def test_unknown_variant_and_nothing_done_are_one_line(tmp_path):
