@@ -221,15 +221,6 @@ def main(argv=None):
     base = json.loads(Path(args.base or ROOT / "training" / "configs" /
                            f"{CONFIGS[args.dataset]}.json").read_text())
 
-    if not args.collect:
-        env = dict(os.environ)
-        for seed in seeds:  # every variant's first seed before any second one
-            for name, variant in variants.items():
-                folder = run_folder(args.runs, args.dataset, name, seed)
-                if latest_result(folder) is None:
-                    print(f"{args.dataset} {name} seed {seed} ...", file=sys.stderr, flush=True)
-                    run_one(folder, args.dataset, variant_config(base, variant), seed, env)
-
     if args.recorded == "none":
         recorded_path = None
     elif args.recorded:
@@ -239,7 +230,18 @@ def main(argv=None):
                  "or none")
     else:
         recorded_path = newest_recorded(args.dataset)
-    rows = collect(args.runs, args.dataset, every_variant, recorded_seeds(recorded_path, args.dataset))
+    recorded = recorded_seeds(recorded_path, args.dataset)  # read before hours of training
+
+    if not args.collect:
+        env = dict(os.environ)
+        for seed in seeds:  # every variant's first seed before any second one
+            for name, variant in variants.items():
+                folder = run_folder(args.runs, args.dataset, name, seed)
+                if latest_result(folder) is None:
+                    print(f"{args.dataset} {name} seed {seed} ...", file=sys.stderr, flush=True)
+                    run_one(folder, args.dataset, variant_config(base, variant), seed, env)
+
+    rows = collect(args.runs, args.dataset, every_variant, recorded)
     if not rows:
         fail(f"no finished runs under {args.runs}/{args.dataset}; run without --collect first")
     out = Path(args.out or ROOT / "benchmarks" / "results" /

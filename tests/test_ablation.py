@@ -99,6 +99,14 @@ def test_unknown_variant_and_nothing_done_are_one_line(tmp_path):
     assert unknown.stderr.strip() == "ablation: unknown variant bigger; choose from base"
     nothing = _ablation(tmp_path, "--collect")
     assert nothing.returncode == 2 and "no finished runs" in nothing.stderr
+    # A recorded table that is not there is refused before anything trains.
+    missing = _ablation(tmp_path, "--variants", "base", "--recorded", str(tmp_path / "gone.json"))
+    assert missing.returncode == 2 and not (tmp_path / "runs").exists()
+    assert missing.stderr.strip() == (f"ablation: --recorded {tmp_path / 'gone.json'}: no such "
+                                      "file; pass a table this script wrote, or none")
+    (tmp_path / "gone.json").write_text("[1, 2]")
+    not_a_table = _ablation(tmp_path, "--collect", "--recorded", str(tmp_path / "gone.json"))
+    assert not_a_table.returncode == 2 and "is not an ablation table" in not_a_table.stderr
 
 
 def test_every_listed_variant_is_a_valid_config_that_changes_the_recipe():
