@@ -140,6 +140,56 @@ def model_file(path):
     return "keras", path
 
 
+def model_config(path):
+    """The `BiaxialConfig` of a model, read without TensorFlow or Keras.
+
+    The command line checks a request against the model (its resolution, its
+    note range, whether it learned articulation) before TensorFlow's start-up.
+
+    Args:
+        path: a `.keras` file, a run folder or a SavedModel from `biax export`.
+
+    Returns:
+        A `config.BiaxialConfig`.
+
+    Raises:
+        UserError: the path is not a model, or its config cannot be read.
+    """
+    import json
+    import zipfile
+
+    from biax_keras.config import BiaxialConfig
+    from biax_keras.errors import UserError
+
+    kind, path = model_file(path)
+    if kind == "keras":
+        _check_keras_archive(path)
+    try:
+        if kind == "saved_model":
+            from biax_keras.export import CONFIG_FILE
+
+            with open(_os.path.join(path, CONFIG_FILE)) as f:
+                values = json.load(f)["config"]
+        else:
+            with zipfile.ZipFile(path) as archive:
+                values = json.loads(archive.read("config.json"))["config"]["config"]
+        return BiaxialConfig.from_dict(values)
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, UserError) as e:
+        reason = " ".join(str(e).split())[:200] or type(e).__name__
+        raise UserError(f"{path} is not a biaxial model written by biax_keras ({reason})") from None
+
+
+def _check_keras_archive(path):
+    """A `.keras` file is a zip archive; say so plainly when it is not one."""
+    import zipfile
+
+    from biax_keras.errors import UserError
+
+    if not zipfile.is_zipfile(path):
+        raise UserError(f"{path} is not a Keras model file (a .keras file is a zip archive, and "
+                        f"this one is not: damaged, cut short, or another kind of file)")
+
+
 def _load_keras_file(path):
     import zipfile
 
@@ -148,6 +198,7 @@ def _load_keras_file(path):
     from biax_keras import model as model_lib  # registers the custom classes
     from biax_keras.errors import UserError
 
+    _check_keras_archive(path)
     try:
         model = keras.saving.load_model(path, safe_mode=True, compile=False)
     except (OSError, ValueError, TypeError, KeyError, zipfile.BadZipFile) as e:

@@ -333,6 +333,7 @@ def prepare(source, out, *, runner, pipeline_options=(), workers=None, **setting
 
         _collect(staging, job, report, lengths)
         parts_folder.rmdir()  # empty: every part was joined
+        data.rebalance(job, staging, report, lengths)
         data.finish(job, staging, report, lengths, started)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

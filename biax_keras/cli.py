@@ -12,6 +12,7 @@ TensorFlow's start-up. Every command creates the folders its outputs go into.
 """
 
 import argparse
+import contextlib
 import json
 import logging
 import math
@@ -123,8 +124,10 @@ def _add_prepare(subparsers):
     )
     p.add_argument("source", metavar="SOURCE", help="MIDI folder or file, TFRecord, bach, or .json/.pickle")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--steps-per-quarter", type=_positive_int, default=4,
-                   help="time steps per quarter note (4: 16th notes; for a JSB file, its own)")
+    p.add_argument("--steps-per-quarter", type=_positive_int, default=None,
+                   help="time steps per quarter note (default: 4, 16th notes, for MIDI; for a "
+                        "JSB .json/.pickle file its own, read from its name, e.g. "
+                        "jsb-chorales-quarter.json: 1)")
     p.add_argument("--lowest-pitch", type=int, default=24, help="MIDI pitch of the lowest note kept")
     p.add_argument("--num-notes", type=_positive_int, default=78, help="number of notes kept")
     p.add_argument("--split", default="0.8,0.1,0.1",
@@ -149,26 +152,23 @@ def _add_prepare(subparsers):
 
 
 def _check_prepare(args):
-    from biax_keras import prepared
+    from biax_keras import data, prepared
 
     if args.source != "bach" and not os.path.exists(args.source):
         raise UserError(f"{args.source} does not exist; give a folder of MIDI files, a MIDI file, "
                         f"a TFRecord of NoteSequences, `bach` or a JSB .json/.pickle")
     prepared.check_out(args.out, args.overwrite)
+    data.check_request(args.source, args.steps_per_quarter, args.split)
 
 
 def _run_prepare(args):
     from biax_keras import data
 
-    try:
-        fractions = tuple(float(x) for x in args.split.split(","))
-    except ValueError:
-        raise UserError(f"--split must be three fractions like 0.8,0.1,0.1, got {args.split!r}")
     settings = dict(
+        split=args.split,
         steps_per_quarter=args.steps_per_quarter,
         lowest_pitch=args.lowest_pitch,
         num_notes=args.num_notes,
-        split=fractions,
         seed=args.seed,
         workers=args.workers,
         max_steps=args.max_steps,
@@ -209,15 +209,28 @@ def _add_train(subparsers):
     p.add_argument("--data", required=True, metavar="DIR", help="a prepared dataset folder")
     p.add_argument("--out", required=True, metavar="RUN", help="run folder (new, or unfinished to resume)")
     p.add_argument("--config", metavar="FILE", help='JSON {"model": {...}, "train": {...}}')
-    p.add_argument("--epochs", type=_positive_int)
-    p.add_argument("--batch-size", type=_positive_int)
-    p.add_argument("--window", type=_positive_int, help="steps predicted per training window")
+    from biax_keras.train import TrainConfig
+
+    # None: the --config file's value, else TrainConfig's default (shown).
+    def default(name, unset="none"):
+        value = getattr(TrainConfig, name)
+        return f"default: {unset if value is None else value}, unless --config sets it"
+
+    p.add_argument("--epochs", type=_positive_int,
+                   help=f"epochs to train, counted across resumes ({default('epochs')})")
+    p.add_argument("--batch-size", type=_positive_int,
+                   help=f"windows per batch ({default('batch_size')})")
+    p.add_argument("--window", type=_positive_int,
+                   help=f"steps predicted per training window ({default('window')})")
     p.add_argument("--steps-per-epoch", type=_positive_int,
                    help="batches per epoch (default: one window of every train piece)")
-    p.add_argument("--learning-rate", type=_positive_float)
+    p.add_argument("--learning-rate", type=_positive_float,
+                   help=f"Adam's learning rate ({default('learning_rate')})")
     p.add_argument("--patience", type=_positive_int,
-                   help="stop after this many epochs without a better valid NLL")
-    p.add_argument("--seed", type=int)
+                   help="stop after this many epochs without a better valid NLL "
+                        f"({default('patience', 'none, every epoch is trained')})")
+    p.add_argument("--seed", type=int,
+                   help=f"seed of the weights, dropout and data stream ({default('seed')})")
     p.add_argument("--lr-decay-patience", type=_positive_int, metavar="N",
                    help="halve the learning rate (train.lr_decay_factor) after N epochs "
                         "without a better valid NLL (default: never)")
@@ -334,6 +347,9 @@ def _check_evaluate(args):
         if not os.path.exists(args.data):
             raise UserError(f"--data {args.data} does not exist; give a prepared folder, a "
                             f"JSB-format .json/.pickle, or a MIDI file or folder")
+        from biax_keras import evaluate
+
+        evaluate.check_request(args.model, args.data, args.split, args.steps_per_quarter)
         return
     if args.generated is not None:
         if args.data is not None or args.split is not None or args.per_piece:
@@ -447,33 +463,35 @@ def _add_generate(subparsers):
     p.add_argument("--wav", action="store_true", help="also render each piece to WAV")
     p.add_argument("--soundfont", metavar="FILE.sf2", default=None,
                    help="General MIDI soundfont for --wav (default: $BIAX_SOUNDFONT, else pretty_midi's own)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace MIDI and WAV files that already exist (refused otherwise)")
     p.set_defaults(func=_run_generate, check=_check_generate)
 
 
 def _check_generate(args):
-    from biax_keras.compose import output_paths
+    from biax_keras import compose
+    from biax_keras.sampling import SamplingControls
 
     biax_keras.model_file(args.model)
-    paths = output_paths(args.out, args.num_samples)
-    _check_output_folder(paths[0], "--out")
+    _check_output_folder(compose.output_paths(args.out, args.num_samples)[0], "--out")
     if args.primer is not None and not os.path.isfile(args.primer):
         raise UserError(f"primer {args.primer} does not exist or is not a file")
     if args.soundfont is not None and not os.path.isfile(args.soundfont):
         raise UserError(f"--soundfont {args.soundfont} does not exist")
-
-
-def _run_generate(args):
-    from biax_keras.compose import compose
-    from biax_keras.sampling import SamplingControls
-
     controls = SamplingControls(temperature=args.temperature,
                                 conservativity=args.conservativity, adaptive=args.adaptive)
-    result = compose(
+    args.job = compose.plan(
         args.model, args.out, steps=args.steps, seconds=args.seconds, bpm=args.bpm,
         seed=args.seed, controls=controls, primer_path=args.primer,
         primer_steps=args.primer_steps, primer_seconds=args.primer_seconds,
         only_new=args.only_new, num_samples=args.num_samples, wav=args.wav,
-        soundfont=args.soundfont)
+        soundfont=args.soundfont, overwrite=args.overwrite)
+
+
+def _run_generate(args):
+    from biax_keras import compose
+
+    result = compose.write_files(args.job)
     if not args.json:
         for piece in result["pieces"]:
             wav = f" and {piece['wav']}" if piece.get("wav") else ""
@@ -626,15 +644,11 @@ def _run_studio(args):
     def ready(url):
         print(f"biax studio: {url} (Ctrl+C to stop)", flush=True)
 
-    def stop(signum, frame):
-        raise KeyboardInterrupt
-
     import signal
 
-    # `kill` cleans up as Ctrl+C does, also when started in the background
-    # (where a shell leaves SIGINT ignored).
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    # `kill` cleans up as Ctrl+C does (`main` handles SIGTERM), also when
+    # started in the background, where a shell leaves SIGINT ignored.
+    signal.signal(signal.SIGINT, _raise_interrupt)
     try:
         studio.serve(args.model, host=args.host, port=args.port, ready=ready)
     except KeyboardInterrupt:
@@ -785,6 +799,30 @@ def _needs_tensorflow(args):
     return args.command != "evaluate" or getattr(args, "model", None) is not None
 
 
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm():
+    """`kill` and `timeout` send SIGTERM: stop as Ctrl-C stops, removing what is half-written.
+
+    Only in the main thread (where Python allows signal handlers); the
+    previous handler is back when the command ends.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv=None):
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -798,6 +836,11 @@ def main(argv=None):
         stream=sys.stderr,
         format="%(message)s",
     )
+    with _stop_on_sigterm():
+        return _run(args)
+
+
+def _run(args):
     try:
         if getattr(args, "check", None) is not None:
             args.check(args)  # before TensorFlow's start-up
@@ -812,8 +855,9 @@ def main(argv=None):
     except UserError as e:
         sys.stderr.write(f"biax {args.command}: error: {e}\n")
         return 2
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
+    except KeyboardInterrupt as e:
+        # An `Interrupted` names what was finished before the interruption.
+        sys.stderr.write(f"biax {args.command}: interrupted{'; ' + str(e) if str(e) else ''}\n")
         return 130
     if args.json:
         sys.stdout.write(json.dumps(result) + "\n")

@@ -1,13 +1,32 @@
-"""`biax generate`: load a model, compose, write MIDI (and WAV) files."""
+"""Composing: the one flow that `biax generate` and `biax studio` share.
+
+    primer = read_primer("theme.mid", model.config, seconds=8)
+    piece = compose(model, seconds=30, seed=1, primer=primer)
+    piece.write_midi(0, "out/theme-continued.mid")   # at the primer's tempo, in its meter
+
+`compose` works out the length (steps from seconds at the tempo), the tempo
+(`--bpm`, else the primer's own, else 120) and the meter (the primer's, else
+4/4), samples the rolls and the bar position of every step. A `Composition`
+knows how long it is and writes itself as MIDI, so the command line and the
+studio cannot disagree about a piece's tempo, meter or length.
+
+`plan` and `write_files` are `biax generate`: `plan` checks everything a user
+can get wrong (the model file, the outputs, the primer and its flags) without
+TensorFlow, so a mistake costs a fraction of a second; `write_files` composes
+and writes the files, the MIDI first, each under a temporary name and renamed.
+"""
 
 import logging
 import math
 import os
+import time
+from typing import NamedTuple, Optional, Tuple
 
 import numpy as np
 
 from biax_keras import render, representation
-from biax_keras.errors import UserError
+from biax_keras.errors import Interrupted, UserError
+from biax_keras.primer import Primer, read_primer
 from biax_keras.sampling import (
     DEFAULT_BPM,
     DEFAULT_TIME_SIGNATURE,
@@ -24,8 +43,145 @@ log = logging.getLogger(__name__)
 DEFAULT_SECONDS = 60.0
 
 
+class Composition(NamedTuple):
+    """Pieces composed together, with what it takes to write and play them.
+
+    Attributes:
+        rolls: np.uint8 `(K, P + steps, N, 2)`, each opening with the primer.
+        beat: np.int32 `(P + steps,)`: every step's position in its bar.
+        primer_steps: P, the primer's steps at the start of every roll.
+        bpm: tempo in quarter notes per minute.
+        time_signature: `(numerator, denominator)` of the new steps.
+        steps_per_quarter, lowest_pitch: the model's grid and range.
+    """
+
+    rolls: np.ndarray
+    beat: np.ndarray
+    primer_steps: int
+    bpm: float
+    time_signature: Tuple[int, int]
+    steps_per_quarter: int
+    lowest_pitch: int
+
+    @property
+    def seconds_per_step(self):
+        return SECONDS_PER_MINUTE / self.bpm / self.steps_per_quarter
+
+    def first_step(self, only_new=False):
+        """The first step written: 0, or the primer's length with `only_new`."""
+        return self.primer_steps if only_new else 0
+
+    def seconds(self, only_new=False):
+        """Length in seconds of what `write_midi` writes."""
+        return (self.rolls.shape[1] - self.first_step(only_new)) * self.seconds_per_step
+
+    def write_midi(self, index, path, only_new=False):
+        """Write piece `index` as MIDI at the piece's tempo and in its meter.
+
+        With `only_new`, the primer is left out; where the new music starts
+        inside a bar, the file opens with a pickup bar so that its bar lines
+        stay where the model composed them.
+
+        Returns:
+            The `note_seq.NoteSequence` written.
+        """
+        first = self.first_step(only_new)
+        per_bar = representation.bar_steps(self.time_signature, self.steps_per_quarter)
+        position = int(self.beat[first]) if len(self.beat) > first else 0
+        pickup = (per_bar - position) % per_bar
+        return representation.roll_to_midi(
+            self.rolls[index, first:], path, self.steps_per_quarter, self.lowest_pitch,
+            qpm=self.bpm, time_signature=self.time_signature, pickup_steps=pickup)
+
+    def as_primer(self, index=0):
+        """Piece `index` as a `Primer`, to continue it at its tempo and in its meter."""
+        return Primer(self.rolls[index], self.beat, 0, qpm=self.bpm,
+                      time_signature=tuple(self.time_signature),
+                      steps_in_file=self.rolls.shape[1])
+
+
+def tempo_and_meter(primer=None, bpm=None):
+    """The tempo and time signature new music is composed and written in.
+
+    Args:
+        primer: a `primer.Primer`, or None.
+        bpm: a tempo asked for, or None.
+
+    Returns:
+        `(bpm, time_signature)`: `bpm` if given, else the primer's tempo,
+        else 120; the primer's time signature, else 4/4.
+
+    Raises:
+        UserError: a tempo that is not positive.
+    """
+    if bpm is not None and not (math.isfinite(bpm) and bpm > 0):
+        raise UserError(f"the tempo (bpm) must be positive, got {bpm}")
+    if bpm is None:
+        bpm = DEFAULT_BPM if primer is None else float(primer.qpm)
+    meter = DEFAULT_TIME_SIGNATURE if primer is None else tuple(primer.time_signature)
+    return float(bpm), meter
+
+
+def length_in_steps(config, *, steps=None, seconds=None, bpm=None, primer=None):
+    """New steps to compose: `steps`, or `seconds` (default 60) at the tempo.
+
+    The tempo is `tempo_and_meter(primer, bpm)`'s, so seconds of music after
+    a 60 bpm primer are half the steps they are at 120.
+    """
+    if steps is not None:
+        return steps
+    bpm, _ = tempo_and_meter(primer, bpm)
+    return steps_for_seconds(DEFAULT_SECONDS if seconds is None else seconds, bpm,
+                             config.steps_per_quarter)
+
+
+def compose(model, *, steps=None, seconds=None, bpm=None, seed=0, controls=None, primer=None,
+            num_samples=1):
+    """Compose `num_samples` pieces with a loaded model.
+
+    Args:
+        model: what `biax_keras.load_model` returns.
+        steps: new steps to compose, or None to use `seconds`.
+        seconds: length of the new music at the tempo (`DEFAULT_SECONDS` when
+            neither is given).
+        bpm: tempo in quarter notes per minute; None keeps the primer's own
+            (120 without a primer).
+        seed: the same seed gives the same pieces.
+        controls: a `SamplingControls` (None: the defaults).
+        primer: a `primer.Primer`, or None. Its steps open every piece and
+            the new steps continue its meter.
+        num_samples: pieces composed in parallel.
+
+    Returns:
+        A `Composition`.
+
+    Raises:
+        UserError: a length, tempo, seed or control that cannot be used.
+    """
+    config = model.config
+    controls = controls or SamplingControls()
+    bpm, time_signature = tempo_and_meter(primer, bpm)
+    steps = length_in_steps(config, steps=steps, seconds=seconds, bpm=bpm, primer=primer)
+    check_length(num_samples, steps, seed)
+    rolls = generate_batch(model, num_samples, steps, seed=seed, controls=controls,
+                           primer=primer, time_signature=time_signature)
+    primer_steps = 0 if primer is None else len(primer.roll)
+    offset = 0 if primer is None else int(primer.beat[-1]) + 1
+    new_beat = representation.bar_positions(steps, config.steps_per_quarter, time_signature,
+                                            offset=offset)
+    beat = new_beat if primer is None else np.concatenate(
+        [np.asarray(primer.beat, np.int32), new_beat])
+    return Composition(np.asarray(rolls), beat, primer_steps, float(bpm), time_signature,
+                       config.steps_per_quarter, config.lowest_pitch)
+
+
+# ----------------------------------------------------------------------------
+# biax generate
+# ----------------------------------------------------------------------------
+
+
 def output_paths(out, num_samples):
-    """The MIDI files `compose` writes: `out` itself, or `NAME-1.mid` ... `NAME-K.mid`.
+    """The MIDI files `biax generate` writes: `out` itself, or `NAME-1.mid` ... `NAME-K.mid`.
 
     Raises:
         UserError: `out` does not end in a MIDI suffix.
@@ -40,122 +196,156 @@ def output_paths(out, num_samples):
     return [f"{stem}-{i}{suffix}" for i in range(1, num_samples + 1)]
 
 
-def compose(model_path, out, steps=None, seconds=None, bpm=None, seed=0, controls=None,
-            primer_path=None, primer_steps=None, primer_seconds=None, only_new=False,
-            num_samples=1, wav=False, soundfont=None):
-    """Load a model, compose, and write MIDI (and WAV) files: `biax generate`.
+def wav_path(midi_path):
+    """The WAV file written beside a MIDI file."""
+    return os.path.splitext(midi_path)[0] + ".wav"
 
-    Everything a user can get wrong is checked before the model runs, and
-    each file is written under a temporary name and renamed. Every MIDI file
-    is written before any audio is rendered, so audio cannot lose the music:
-    if rendering fails, the error names the MIDI files already written.
+
+class GenerateJob(NamedTuple):
+    """`biax generate`, checked and ready to run (see `plan`)."""
+
+    model_path: str
+    paths: list
+    steps: Optional[int]
+    seconds: Optional[float]
+    bpm: Optional[float]
+    seed: int
+    controls: SamplingControls
+    primer: Optional[Primer]
+    primer_path: Optional[str]
+    only_new: bool
+    wav: bool
+    soundfont: Optional[str]
+    synth: Optional[str]
+
+
+def plan(model_path, out, *, steps=None, seconds=None, bpm=None, seed=0, controls=None,
+         primer_path=None, primer_steps=None, primer_seconds=None, only_new=False,
+         num_samples=1, wav=False, soundfont=None, overwrite=False):
+    """Check a `biax generate` request and read its primer, without TensorFlow.
 
     Args:
         model_path: a `.keras` file, run folder or exported SavedModel.
         out: the .mid file to write (`NAME-1.mid` ... for several samples).
-        steps: new steps to compose, or None to use `seconds`.
-        seconds: length of the new music at the tempo (used when `steps` is None).
-        bpm: tempo in quarter notes per minute, written to the MIDI; None
-            keeps a primer's own tempo (120 without a primer).
-        seed: see `sampling.generate_batch`.
-        controls: a `sampling.SamplingControls` (None: the defaults).
-        primer_path: a MIDI file to continue, or None. Its tempo and time
-            signature are kept, and the new steps continue its meter.
+        steps, seconds, bpm, seed, controls, num_samples: see `compose`.
+        primer_path: a MIDI file to continue, or None.
         primer_steps, primer_seconds: take only the primer's opening (at
             most one of them).
         only_new: write only the new steps, not the primer before them.
-        num_samples: pieces to compose in parallel.
-        wav: also render each piece to a .wav beside its .mid
-            (`render.choose_synth("auto")`: the soundfont piano where
-            installed, sine waves as a warned last resort).
+        wav: also render each piece to a .wav beside its .mid.
         soundfont: the .sf2 for `wav`.
+        overwrite: replace files that already exist (refused otherwise).
+
+    Returns:
+        A `GenerateJob` for `write_files`.
+
+    Raises:
+        UserError: for anything wrong in the arguments, the model file or the primer.
+    """
+    import biax_keras
+
+    config = biax_keras.model_config(model_path)
+    kind, _ = biax_keras.model_file(model_path)
+    paths = output_paths(out, num_samples)
+    folder = os.path.dirname(os.path.abspath(paths[0]))
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise UserError(f"cannot write {paths[0]}: {folder} is not a folder")
+    outputs = paths + ([wav_path(p) for p in paths] if wav else [])
+    existing = [p for p in outputs if os.path.lexists(p)]
+    if existing and not overwrite:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise UserError(f"{existing[0]}{more} already exists; choose another --out, or add "
+                        f"--overwrite to replace it")
+    for path in existing:
+        if os.path.isdir(path):
+            raise UserError(f"cannot write {path}: it is a folder")
+    tempo_and_meter(None, bpm)
+    if primer_path is None and (primer_steps is not None or primer_seconds is not None
+                                or only_new):
+        raise UserError("--primer-steps, --primer-seconds and --only-new go with --primer")
+    primer = None
+    if primer_path is not None:
+        primer = read_primer(primer_path, config, steps=primer_steps, seconds=primer_seconds)
+        if kind == "saved_model":
+            from biax_keras.export import check_time_signature
+
+            check_time_signature(primer.time_signature)
+    check_length(num_samples, steps if steps is not None else 1, seed)
+    synth = None
+    if wav:
+        soundfont = render.check_audio(soundfont)
+        synth = render.choose_synth("auto")  # says so when only sine waves are left
+    return GenerateJob(os.fspath(model_path), paths, steps, seconds, bpm, int(seed),
+                       controls or SamplingControls(), primer, primer_path, bool(only_new),
+                       bool(wav), soundfont, synth)
+
+
+def write_files(job):
+    """Load the model, compose and write the files of a planned `biax generate`.
+
+    Every MIDI file is written before any audio is rendered, so audio cannot
+    lose the music: if rendering fails or is interrupted, the error names the
+    files already written.
 
     Returns:
         A JSON-able dict describing what was written.
 
     Raises:
-        UserError: for anything wrong in the arguments, the model or the primer.
+        UserError: the model cannot be loaded, or the audio cannot be rendered.
+        Interrupted: Ctrl-C (or SIGTERM) after some files were written.
     """
-    import time
-
     import biax_keras
-    from biax_keras.primer import read_primer
 
-    controls = controls or SamplingControls()
-    paths = output_paths(out, num_samples)
-    folder = os.path.dirname(os.path.abspath(paths[0]))
-    if os.path.exists(folder) and not os.path.isdir(folder):
-        raise UserError(f"cannot write {paths[0]}: {folder} is not a folder")
-    synth = None
-    if wav:
-        soundfont = render.check_audio(soundfont)
-        synth = render.choose_synth("auto")  # says so when only sine waves are left
-    if bpm is not None and not (math.isfinite(bpm) and bpm > 0):
-        raise UserError(f"the tempo (bpm) must be positive, got {bpm}")
-    if primer_path is None and (primer_steps is not None or primer_seconds is not None
-                                or only_new):
-        raise UserError("--primer-steps, --primer-seconds and --only-new go with --primer")
-    model = biax_keras.load_model(model_path)
-    config = model.config
-
-    primer, time_signature, notes_dropped = None, DEFAULT_TIME_SIGNATURE, 0
-    if primer_path is not None:
-        primer = read_primer(primer_path, config, steps=primer_steps, seconds=primer_seconds)
-        notes_dropped = primer.notes_dropped
-        time_signature = primer.time_signature
-        if bpm is None:
-            bpm = primer.qpm
-    bpm = DEFAULT_BPM if bpm is None else bpm
-    if steps is None:
-        steps = steps_for_seconds(DEFAULT_SECONDS if seconds is None else seconds, bpm,
-                                  config.steps_per_quarter)
-    check_length(num_samples, steps, seed)
-
+    model = biax_keras.load_model(job.model_path)
     started = time.perf_counter()
-    rolls = generate_batch(model, num_samples, steps, seed=seed, controls=controls,
-                           primer=primer, time_signature=time_signature)
+    piece = compose(model, steps=job.steps, seconds=job.seconds, bpm=job.bpm, seed=job.seed,
+                    controls=job.controls, primer=job.primer, num_samples=len(job.paths))
     generate_seconds = time.perf_counter() - started
 
-    primer_length = 0 if primer is None else len(primer.roll)
-    written_steps = steps if only_new else primer_length + steps
-    os.makedirs(folder, exist_ok=True)
-    pieces = []
-    for roll, path in zip(rolls, paths):
-        roll = roll[len(roll) - written_steps:]
-        written = representation.roll_to_midi(roll, path, config.steps_per_quarter,
-                                              config.lowest_pitch, qpm=bpm,
-                                              time_signature=time_signature)
-        # The notes of the file: a play-only model's rolls carry no
-        # articulation, so counting articulations would say 0.
-        pieces.append({"midi": path,
-                       "notes": len(written.notes),
-                       "silent_steps": int(np.sum(~roll[..., 0].any(axis=-1)))})
-    if wav:
-        for piece in pieces:
-            wav_path = os.path.splitext(piece["midi"])[0] + ".wav"
-            try:
-                render.render_wav(piece["midi"], wav_path, soundfont, synth=synth)
-            except Exception as e:  # whatever the synthesizer raises, the MIDI stays
-                written = ", ".join(p["midi"] for p in pieces)
-                reason = " ".join(str(e).split())[:200] or type(e).__name__
-                raise UserError(f"wrote {written}, but could not render {wav_path} ({reason}); "
-                                f"render it later with `biax render {piece['midi']}`") from None
-            piece["wav"] = wav_path
+    os.makedirs(os.path.dirname(os.path.abspath(job.paths[0])), exist_ok=True)
+    pieces, finished = [], []
+    try:
+        for index, path in enumerate(job.paths):
+            written = piece.write_midi(index, path, only_new=job.only_new)
+            finished.append(path)
+            first = piece.first_step(job.only_new)
+            # The notes of the file: a play-only model's rolls carry no
+            # articulation, so counting articulations would say 0.
+            pieces.append({"midi": path, "notes": len(written.notes),
+                           "silent_steps": int(np.sum(~piece.rolls[index, first:, :, 0].any(-1)))})
+        if job.wav:
+            for entry in pieces:
+                audio = wav_path(entry["midi"])
+                try:
+                    render.render_wav(entry["midi"], audio, job.soundfont, synth=job.synth)
+                except Exception as e:  # whatever the synthesizer raises, the MIDI stays
+                    reason = " ".join(str(e).split())[:200] or type(e).__name__
+                    raise UserError(f"wrote {', '.join(finished)}, but could not render {audio} "
+                                    f"({reason}); render it later with "
+                                    f"`biax render {entry['midi']}`") from None
+                finished.append(audio)
+                entry["wav"] = audio
+    except KeyboardInterrupt:
+        if not finished:
+            raise
+        unrendered = [p["midi"] for p in pieces if job.wav and "wav" not in p]
+        later = (f"; render the rest later with `biax render {' '.join(unrendered)}`"
+                 if len(pieces) == len(job.paths) and unrendered else "")
+        raise Interrupted(f"finished {', '.join(finished)}{later}") from None
 
-    seconds_per_step = SECONDS_PER_MINUTE / bpm / config.steps_per_quarter
     return {
         "pieces": pieces,
-        "steps": int(steps),
-        "primer_steps": primer_length,
-        "only_new": bool(only_new),
-        "seconds": written_steps * seconds_per_step,
-        "bpm": bpm,
-        "time_signature": list(time_signature),
-        "seed": int(seed),
-        **controls.to_dict(),
-        "num_samples": num_samples,
-        "primer": primer_path,
-        "primer_notes_dropped": notes_dropped,
-        "synth": synth,
+        "steps": int(piece.rolls.shape[1] - piece.primer_steps),
+        "primer_steps": piece.primer_steps,
+        "only_new": job.only_new,
+        "seconds": piece.seconds(job.only_new),
+        "bpm": piece.bpm,
+        "time_signature": list(piece.time_signature),
+        "seed": job.seed,
+        **job.controls.to_dict(),
+        "num_samples": len(job.paths),
+        "primer": job.primer_path,
+        "primer_notes_dropped": 0 if job.primer is None else job.primer.notes_dropped,
+        "synth": job.synth,
         "generate_seconds": round(generate_seconds, 3),
     }

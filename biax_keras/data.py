@@ -32,6 +32,7 @@ import multiprocessing
 import os
 import pickle
 import random
+import re
 import shutil
 import signal
 import tempfile
@@ -479,6 +480,12 @@ def _find_source(source, limit):
 
 
 def _check_fractions(split):
+    if isinstance(split, str):
+        try:
+            split = tuple(float(x) for x in split.split(","))
+        except ValueError:
+            raise UserError(f"--split must be three fractions like 0.8,0.1,0.1, "
+                            f"got {split!r}") from None
     fractions = tuple(float(x) for x in split)
     if (len(fractions) != 3 or any(not math.isfinite(f) or f < 0 for f in fractions)
             or abs(sum(fractions) - 1.0) > 1e-6 or fractions[0] <= 0):
@@ -643,8 +650,11 @@ class _Plan:
     """Everything `prepare` decided before reading: what, how, where to."""
 
     def __init__(self, source, out, found, assignment, settings, shards, timeout_s, meta,
-                 overwrite=False):
+                 overwrite=False, fractions=DEFAULT_SPLIT, seed=0, requested_shards=None):
         self.source = source
+        self.requested_shards = requested_shards
+        self.fractions = fractions
+        self.seed = seed
         self.overwrite = overwrite
         self.out = out
         self.found = found
@@ -655,7 +665,7 @@ class _Plan:
         self.meta = meta
 
 
-def plan(source, out, *, steps_per_quarter=representation.DEFAULT_STEPS_PER_QUARTER,
+def plan(source, out, *, steps_per_quarter=None,
          lowest_pitch=representation.DEFAULT_LOWEST_PITCH,
          num_notes=representation.DEFAULT_NUM_NOTES, split=DEFAULT_SPLIT, seed=0,
          max_steps=representation.DEFAULT_MAX_STEPS, limit=None, timeout_s=FILE_TIMEOUT_S,
@@ -663,6 +673,8 @@ def plan(source, out, *, steps_per_quarter=representation.DEFAULT_STEPS_PER_QUAR
     """Check the settings, list the source and split it: what `prepare` and the
     Beam pipeline share before reading (arguments as for `prepare`)."""
     fractions = _check_fractions(split)
+    steps_per_quarter = prepared.steps_per_quarter_of(source, steps_per_quarter,
+                                                      jsb=_is_jsb(source))
     if steps_per_quarter < 1 or max_steps < 1:
         raise UserError("--steps-per-quarter and --max-steps must be positive")
     if num_notes < 1 or lowest_pitch < 0 or lowest_pitch + num_notes > representation.NUM_MIDI_PITCHES:
@@ -682,7 +694,28 @@ def plan(source, out, *, steps_per_quarter=representation.DEFAULT_STEPS_PER_QUAR
             "shards": counts}
     return _Plan(source, out, found, assignment,
                  (steps_per_quarter, lowest_pitch, num_notes, max_steps), counts, timeout_s, meta,
-                 overwrite)
+                 overwrite, fractions, seed, shards)
+
+
+def _is_jsb(source):
+    """Whether `biax prepare` reads `source` as a JSB-format file."""
+    path = Path(str(source))
+    return (str(source) != BACH and path.is_file()
+            and _sniff(path) in ("json", "pickle"))
+
+
+def check_request(source, steps_per_quarter=None, split=DEFAULT_SPLIT):
+    """What `plan` refuses that costs nothing to find out, for the command line
+    to say before TensorFlow starts: the split, the resolution of a JSB file,
+    a folder without MIDI files.
+
+    Raises:
+        UserError: for any of these.
+    """
+    _check_fractions(split)
+    prepared.steps_per_quarter_of(source, steps_per_quarter, jsb=_is_jsb(source))
+    if str(source) != BACH and Path(source).is_dir():
+        _midi_folder(Path(source))
 
 
 def new_report(plan):
@@ -692,6 +725,72 @@ def new_report(plan):
             "seconds": 0.0, "source": str(plan.source), "notes_dropped_by_piece": {}}
 
 
+def rebalance(plan, staging, report, lengths):
+    """Split again among the pieces read, when skipped files emptied valid or test.
+
+    Splits are chosen before reading, so that pieces are written as they are
+    read; a collection in which many files cannot be used may then leave a
+    split empty that its fractions ask for (22 files, 6 usable: 6 / 0 / 0).
+    Then the pieces that were read get `assign_splits` of their own names
+    (deterministic: the seed and the readable pieces decide), and the shards
+    in `staging` are written again. Sources with their own split keep it.
+    A split that stays empty (too few pieces) is warned about.
+    """
+    read = report["read"]
+    if plan.found.own_split is None and read:
+        wanted = assign_splits(read, plan.fractions, plan.seed)
+        counts = {split: report["pieces"][split] for split in SPLITS}
+        emptied = [split for split, fraction in zip(SPLITS, plan.fractions)
+                   if fraction > 0 and not counts[split]
+                   and any(s == split for s in wanted.values())]
+        if emptied:
+            log.warning("%d of %d pieces could not be read, which left %s empty: splitting "
+                        "the %d pieces read again", len(report["skipped"]),
+                        len(report["skipped"]) + len(read), " and ".join(emptied), len(read))
+            _rewrite_shards(plan, staging, wanted)
+            steps = report.pop("_steps")
+            for split in SPLITS:
+                chosen = [steps[name] for name in read if wanted[name] == split]
+                report["pieces"][split] = len(chosen)
+                report["steps"][split] = int(sum(chosen))
+                lengths[split] = chosen
+    report.pop("_steps", None)
+    if plan.found.own_split is not None:
+        return  # the source's own split, as it is
+    needs = {"valid": "`biax train` validates on it", "test": "nothing is held out to test on"}
+    for split, fraction in zip(SPLITS, plan.fractions):
+        if fraction > 0 and not report["pieces"][split] and read:
+            log.warning("warning: the %s split is empty: only %d piece(s) could be read, and %s; "
+                        "prepare more pieces%s", split, len(read), needs[split],
+                        " (report.json lists those skipped)" if report["skipped"] else "")
+
+
+def _rewrite_shards(plan, staging, assignment):
+    """Write the records in `staging` again into the shards of `assignment`."""
+    import tensorflow as tf
+
+    old = sorted(p for p in staging.iterdir() if p.name.endswith(".tfrecord"))
+    counts = shard_counts(assignment, plan.requested_shards)
+    plan.shards = counts
+    plan.meta["shards"] = counts
+    moved = staging / ".resplit"
+    moved.mkdir()
+    with contextlib.ExitStack() as stack:
+        writers = {split: [stack.enter_context(tf.io.TFRecordWriter(
+            str(moved / shard_name(split, i, count)))) for i in range(count)]
+            for split, count in counts.items()}
+        for path in old:
+            for record in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
+                name = tf_example_features(record)["name"].bytes_list.value[0].decode("utf-8")
+                shard = writers[assignment[name]]
+                shard[shard_of(name, len(shard))].write(record)
+    for path in old:
+        path.unlink()
+    for path in moved.iterdir():
+        os.rename(path, staging / path.name)
+    moved.rmdir()
+
+
 def add_outcome(report, lengths, name, split, outcome):
     """Count one piece in the report: `outcome` is a skip reason (str) or
     `(steps, notes_dropped)` of a piece written to `split`."""
@@ -699,6 +798,7 @@ def add_outcome(report, lengths, name, split, outcome):
         report["skipped"].append({"path": name, "reason": outcome})
         return
     steps, dropped = outcome
+    report.setdefault("_steps", {})[name] = int(steps)  # for `rebalance`; not written
     report["read"].append(name)
     report["pieces"][split] += 1
     report["steps"][split] += int(steps)
@@ -708,10 +808,39 @@ def add_outcome(report, lengths, name, split, outcome):
         report["notes_dropped_by_piece"][name] = dropped
 
 
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # alive, but another user's
+        return True
+    return True
+
+
+def remove_stale_staging(out):
+    """Remove what a `prepare` into `out` that was killed outright (kill -9, a
+    power cut) left beside it: `.NAME.tmp-PID-*` and `.NAME.old-PID` folders
+    whose process is gone. A run that is still going keeps its own."""
+    pattern = re.compile(rf"^\.{re.escape(out.name)}\.(tmp|old)-(\d+)(-.*)?$")
+    if not out.parent.is_dir():
+        return
+    for path in out.parent.iterdir():
+        match = pattern.match(path.name)
+        if match and path.is_dir() and not _pid_alive(int(match.group(2))):
+            log.info("removing %s, left by a prepare that was killed", path)
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def staging_folder(out):
-    """A new temporary folder beside `out`, with the permissions a user expects."""
+    """A new temporary folder beside `out`, with the permissions a user expects.
+
+    Its name carries this process's id, so that a later run can tell a
+    leftover of a killed run from the folder of a run still going.
+    """
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    remove_stale_staging(out)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(staging, 0o777 & ~umask)  # mkdtemp's 0700 is not what a user expects
@@ -729,6 +858,7 @@ def finish(plan, staging, report, lengths, started):
         reason = f" (first: {first_skip['path']}: {first_skip['reason']})" if first_skip else ""
         raise UserError(f"no piece in {plan.source} could be read: "
                         f"{len(report['skipped'])} skipped{reason}")
+    report.pop("_steps", None)
     (staging / "meta.json").write_text(json.dumps(plan.meta, indent=2) + "\n")
     (staging / LENGTHS_FILE).write_text(
         json.dumps({split: sorted(lengths[split]) for split in SPLITS}) + "\n")
@@ -738,7 +868,7 @@ def finish(plan, staging, report, lengths, started):
     _replace_folder(staging, plan.out)
 
 
-def prepare(source, out, *, steps_per_quarter=representation.DEFAULT_STEPS_PER_QUARTER,
+def prepare(source, out, *, steps_per_quarter=None,
             lowest_pitch=representation.DEFAULT_LOWEST_PITCH,
             num_notes=representation.DEFAULT_NUM_NOTES, split=DEFAULT_SPLIT, seed=0,
             workers=None, max_steps=representation.DEFAULT_MAX_STEPS, limit=None,
@@ -752,7 +882,9 @@ def prepare(source, out, *, steps_per_quarter=representation.DEFAULT_STEPS_PER_Q
     pitches; its own split is kept, articulate is 0 and meta says play_only).
 
     Pieces are split by a seeded shuffle of their names (`assign_splits`)
-    unless the source has its own split, and spread over each split's shards
+    unless the source has its own split; when files that could not be read
+    leave valid or test empty, the pieces that were read are split again
+    (`rebalance`). Pieces are spread over each split's shards
     by a hash of their names (`shard_of`). A file that cannot be used is
     skipped with its reason in the report; it never stops the run. Pieces are
     written as they are read (memory stays bounded by the pieces in flight),
@@ -761,7 +893,8 @@ def prepare(source, out, *, steps_per_quarter=representation.DEFAULT_STEPS_PER_Q
     Args:
         source: path, or `"bach"`.
         out: output folder; created (with its parents).
-        steps_per_quarter: steps per quarter note.
+        steps_per_quarter: steps per quarter note (None: 4 for MIDI, and
+            for a JSB-format file the resolution its name states).
         lowest_pitch: MIDI pitch of note index 0.
         num_notes: number of notes in the roll.
         split: `(train, valid, test)` fractions.
@@ -820,6 +953,7 @@ def prepare(source, out, *, steps_per_quarter=representation.DEFAULT_STEPS_PER_Q
                 add_outcome(report, lengths, name, which, outcome)
                 if count % progress_every == 0:
                     log.info("  %d/%d pieces", count, len(found.tasks))
+        rebalance(job, staging, report, lengths)
         finish(job, staging, report, lengths, started)
     except BaseException:
         results.close()  # stops the reader processes now, not at garbage collection
@@ -1091,7 +1225,9 @@ def make_dataset(directory, split, window=DEFAULT_WINDOW, batch_size=DEFAULT_BAT
 
     lengths = piece_lengths(directory, split, meta)
     if not len(lengths):
-        raise UserError(f"{directory} has no pieces in its {split} split")
+        raise UserError(f"{directory} has no pieces in its {split} split; prepare it again "
+                        f"from more pieces (its report.json lists the files that were "
+                        f"skipped and why), or with --split giving {split} a share")
     longest = int(lengths.max())
     if longest < window:
         raise UserError(f"window {window} is longer than every piece in {split} "

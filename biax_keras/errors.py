@@ -7,3 +7,11 @@ any other exception is a bug (exit code 1).
 
 class UserError(Exception):
     """Something the user gave is wrong; the message says what and what to do."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM) after some outputs were finished; the message names them.
+
+    A `KeyboardInterrupt`, so whatever stops on Ctrl-C stops on it too; the
+    command line prints its message after "interrupted".
+    """

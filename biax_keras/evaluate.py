@@ -23,12 +23,12 @@ import contextlib
 import dataclasses
 import logging
 import os
-import re
 import tempfile
 
 import numpy as np
 
 from biax_keras.errors import UserError
+from biax_keras.prepared import jsb_steps_per_quarter
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,6 @@ _NOTE_STEPS_PER_BATCH = 300_000
 MIDI_LOWEST, MIDI_NOTES = 0, 128
 # A JSB-format file records no time resolution; the published files say it in
 # their names (jsb-chorales-quarter.json, jsb-chorales-16th.json).
-_RESOLUTION_WORDS = {"quarter": 1, "eighth": 2, "8th": 2, "16th": 4, "sixteenth": 4}
 
 
 @dataclasses.dataclass
@@ -180,16 +179,6 @@ def _quiet(logger):
         logger.setLevel(level)
 
 
-def jsb_steps_per_quarter(path):
-    """The time resolution a JSB-format file's name states, or None.
-
-    `jsb-chorales-quarter.json` -> 1, `jsb-chorales-16th.json` -> 4.
-    """
-    words = re.split(r"[^a-z0-9]+", os.path.splitext(os.path.basename(path))[0].lower())
-    found = {_RESOLUTION_WORDS[w] for w in words if w in _RESOLUTION_WORDS}
-    return found.pop() if len(found) == 1 else None
-
-
 def _source_kind(source):
     """"prepared", "jsb" or "midi" for a --data path that exists."""
     from biax_keras import prepared
@@ -268,37 +257,14 @@ def _read_source(source, split, model_config, steps_per_quarter=None):
     if not os.path.exists(source):
         raise UserError(f"{source} does not exist; give a prepared folder, a JSB .json/.pickle "
                         f"file, or a MIDI file or folder")
-    kind = _source_kind(source)
+    kind, resolution = _checked_source(source, split, steps_per_quarter, model_config)
     if kind == "midi":
-        if split is not None:
-            raise UserError(f"--split applies to prepared folders and JSB files; the MIDI in "
-                            f"{source} is scored whole: leave --split out")
         return _read_midi(source, model_config) + (None,)
     split = split or "valid"
     if kind == "prepared":
-        if steps_per_quarter is not None:
-            raise UserError(f"{source} is prepared at its own resolution; leave --steps-per-quarter "
-                            f"out (it is for JSB .json/.pickle files)")
-        meta = data.load_meta(source)
-        return list(data.read_pieces(source, split)), meta, [], split
-    # A JSB-format file: its resolution is stated, or read from its name; it
-    # is prepared on the whole piano (so that notes outside the model's range
-    # are counted, not silently dropped) in a scratch folder.
-    resolution = steps_per_quarter or jsb_steps_per_quarter(source)
-    if resolution is None and model_config.play_only:
-        # A play-only model learned from files of this very format, so the
-        # file is read at the model's resolution (a benchmark's test split
-        # scored by the model trained on its train split); a name or a flag
-        # stating another resolution is still refused below.
-        resolution = model_config.steps_per_quarter
-        log.warning("note: %s does not say its time resolution: read at the model's, %d steps "
-                    "per quarter note (--steps-per-quarter N if it is at another)",
-                    source, resolution)
-    if resolution is None:
-        raise UserError(f"{source} does not say its time resolution; give it with "
-                        f"--steps-per-quarter (1 for quarter notes, 4 for 16th notes)")
-    if resolution != model_config.steps_per_quarter:
-        raise UserError(_resolution_mismatch(source, resolution, model_config))
+        return list(data.read_pieces(source, split)), data.load_meta(source), [], split
+    # A JSB-format file is prepared on the whole piano (so that notes outside
+    # the model's range are counted, not silently dropped) in a scratch folder.
     with tempfile.TemporaryDirectory(prefix="biax-evaluate-") as scratch:
         out = os.path.join(scratch, "prepared")
         with _quiet(data.log):
@@ -322,6 +288,89 @@ def _resolution_mismatch(source, data_resolution, config):
             f"{words(config.steps_per_quarter)}; its frame NLL would mean nothing. Score data at "
             f"{config.steps_per_quarter} steps per quarter note (prepared with --steps-per-quarter "
             f"{config.steps_per_quarter}, or MIDI files), or a model trained at this resolution")
+
+
+def _check_scorable(source, data_resolution, data_play_only, config):
+    """Refuses data whose frame NLL under this model would mean nothing.
+
+    Raises:
+        UserError: another time resolution than the model's, or data without
+            articulation for a model that learned it.
+    """
+    if data_resolution != config.steps_per_quarter:
+        raise UserError(_resolution_mismatch(source, data_resolution, config))
+    if data_play_only and not config.play_only:
+        raise UserError(
+            f"{source} has no articulation (every note held, never struck) and the model "
+            f"learned articulation, so it was never shown such input and its frame NLL would "
+            f"mean nothing; score it with a play-only model (e.g. saved_models/jsb_chorales), "
+            f"or score this model on data with articulation (MIDI files, or a folder prepared "
+            f"from them)")
+
+
+def _jsb_resolution(source, steps_per_quarter, config, warn=True):
+    """The resolution a JSB-format file is read at: given, from its name, or
+    (for a play-only model, which learned from files of this format) the model's."""
+    resolution = steps_per_quarter or jsb_steps_per_quarter(source)
+    if resolution is None and config.play_only:
+        # A play-only model learned from files of this very format, so the
+        # file is read at the model's resolution (a benchmark's test split
+        # scored by the model trained on its train split); a name or a flag
+        # stating another resolution is still refused.
+        resolution = config.steps_per_quarter
+        if warn:
+            log.warning("note: %s does not say its time resolution: read at the model's, %d "
+                        "steps per quarter note (--steps-per-quarter N if it is at another)",
+                        source, resolution)
+    if resolution is None:
+        raise UserError(f"{source} does not say its time resolution; give it with "
+                        f"--steps-per-quarter (1 for quarter notes, 4 for 16th notes)")
+    return resolution
+
+
+def _checked_source(source, split, steps_per_quarter, config, warn=True):
+    """What `source` is and its time resolution, refused where it cannot be scored.
+
+    Returns:
+        `(kind, resolution)`: kind "prepared", "jsb" or "midi" (see `_source_kind`).
+
+    Raises:
+        UserError: a flag that does not apply to the source, another time
+            resolution than the model's, or data without articulation for a
+            model that learned it.
+    """
+    kind = _source_kind(source)
+    if kind == "midi":
+        if split is not None:
+            raise UserError(f"--split applies to prepared folders and JSB files; the MIDI in "
+                            f"{source} is scored whole: leave --split out")
+        return kind, config.steps_per_quarter
+    if kind == "prepared":
+        from biax_keras import data
+
+        if steps_per_quarter is not None:
+            raise UserError(f"{source} is prepared at its own resolution; leave "
+                            f"--steps-per-quarter out (it is for JSB .json/.pickle files)")
+        meta = data.load_meta(source)
+        resolution = int(meta["steps_per_quarter"])
+        _check_scorable(source, resolution, bool(meta.get("play_only")), config)
+        return kind, resolution
+    resolution = _jsb_resolution(source, steps_per_quarter, config, warn)
+    _check_scorable(source, resolution, True, config)
+    return kind, resolution
+
+
+def check_request(model_path, source, split=None, steps_per_quarter=None):
+    """What `evaluate_model` refuses that the model's config and the data's
+    description tell, for the command line to say before TensorFlow starts.
+
+    Raises:
+        UserError: see `_checked_source`.
+    """
+    import biax_keras
+
+    _checked_source(source, split, steps_per_quarter, biax_keras.model_config(model_path),
+                    warn=False)
 
 
 def _empty_split_hint(source, split, meta):
@@ -367,17 +416,9 @@ def evaluate_model(model_path, source, split=None, steps_per_quarter=None, per_p
         raise UserError(f"split {split!r} of {source} holds no pieces; "
                         f"{_empty_split_hint(source, split, meta)}")
 
-    if int(meta["steps_per_quarter"]) != config.steps_per_quarter:
-        raise UserError(_resolution_mismatch(source, int(meta["steps_per_quarter"]), config))
+    _check_scorable(source, int(meta["steps_per_quarter"]), bool(meta.get("play_only")), config)
     notes = []
     play_only = bool(config.play_only)
-    if meta.get("play_only") and not play_only:
-        raise UserError(
-            f"{source} has no articulation (every note held, never struck) and the model "
-            f"learned articulation, so it was never shown such input and its frame NLL would "
-            f"mean nothing; score it with a play-only model (e.g. saved_models/jsb_chorales), "
-            f"or score this model on data with articulation (MIDI files, or a folder prepared "
-            f"from them)")
     fitted, outside = [], meta.get("notes_dropped", 0)
     for _, roll, beat in pieces:
         roll, dropped = _fit_range(roll, meta["lowest_pitch"], config.lowest_pitch, config.num_notes)

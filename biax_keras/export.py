@@ -49,6 +49,20 @@ EXPORT_FORMAT = "biax_keras.saved_model"
 EXPORT_VERSION = 1
 
 
+def check_time_signature(time_signature):
+    """An exported model composes in 4/4 only (its signatures fix the bar).
+
+    Raises:
+        UserError: for any other time signature, such as a 3/4 primer's.
+    """
+    from biax_keras.sampling import DEFAULT_TIME_SIGNATURE
+
+    if tuple(time_signature) != DEFAULT_TIME_SIGNATURE:
+        raise UserError(f"an exported model generates in 4/4 only, not "
+                        f"{time_signature[0]}/{time_signature[1]}; load the .keras model "
+                        f"for other time signatures")
+
+
 def _keyword_function(specs, body):
     """`body({name: tensor})` as a function of one keyword argument per spec.
 
@@ -212,7 +226,7 @@ class ExportedModel:
     def __init__(self, path):
         import tensorflow as tf
 
-        from biax_keras.model import BiaxialConfig
+        from biax_keras.config import BiaxialConfig
 
         self.path = os.fspath(path)
         config_path = os.path.join(self.path, CONFIG_FILE)
@@ -245,12 +259,7 @@ class ExportedModel:
         """
         import tensorflow as tf
 
-        from biax_keras import sampling
-
-        if tuple(time_signature) != sampling.DEFAULT_TIME_SIGNATURE:
-            raise UserError(f"an exported model generates in 4/4 only, not "
-                            f"{time_signature[0]}/{time_signature[1]}; load the .keras model "
-                            f"for other time signatures")
+        check_time_signature(time_signature)
         if primer.shape[1] != self.config.num_notes:
             raise UserError(f"an exported model generates {self.config.num_notes} notes, "
                             f"not {primer.shape[1]}")

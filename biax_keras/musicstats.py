@@ -34,7 +34,6 @@ Example:
 import dataclasses
 import logging
 import os
-import tempfile
 
 import numpy as np
 

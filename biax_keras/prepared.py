@@ -6,6 +6,7 @@ imports TensorFlow or note_seq.
 
 import json
 import os
+import re
 
 from biax_keras.errors import UserError
 
@@ -14,6 +15,59 @@ META_FILE = "meta.json"
 JSON_SUFFIXES = (".json",)
 PICKLE_SUFFIXES = (".pickle", ".pkl")
 REPORT_FILE = "report.json"
+# A JSB-format file records no time resolution; its name says it
+# (jsb-chorales-quarter.json, jsb-chorales-16th.json).
+_RESOLUTION_WORDS = {"quarter": 1, "eighth": 2, "8th": 2, "16th": 4, "sixteenth": 4}
+# What `biax prepare` quantizes MIDI to unless told otherwise: 16th notes.
+DEFAULT_MIDI_STEPS_PER_QUARTER = 4
+
+
+def is_jsb_file(path):
+    """Whether `path` is named like a JSB-format file (.json, .pickle, .pkl)."""
+    return str(path).lower().endswith(JSON_SUFFIXES + PICKLE_SUFFIXES)
+
+
+def jsb_steps_per_quarter(path):
+    """The time resolution a JSB-format file's name states, or None.
+
+    `jsb-chorales-quarter.json` -> 1, `jsb-chorales-16th.json` -> 4.
+    """
+    words = re.split(r"[^a-z0-9]+", os.path.splitext(os.path.basename(path))[0].lower())
+    found = {_RESOLUTION_WORDS[w] for w in words if w in _RESOLUTION_WORDS}
+    return found.pop() if len(found) == 1 else None
+
+
+def steps_per_quarter_of(source, steps_per_quarter=None, jsb=None):
+    """The time resolution to prepare `source` at: the one given, else its own.
+
+    MIDI has its own tempo and meter and is quantized to 16th notes unless
+    told otherwise; a JSB-format file was quantized when it was made, and
+    only its name (or the user) says to what.
+
+    Args:
+        source: what `biax prepare` reads.
+        steps_per_quarter: `--steps-per-quarter`, or None.
+        jsb: whether `source` is a JSB-format file (None: judged by its name).
+
+    Returns:
+        int, steps per quarter note.
+
+    Raises:
+        UserError: a JSB-format file whose name does not say its resolution,
+            and none was given.
+    """
+    if steps_per_quarter is not None:
+        return int(steps_per_quarter)
+    if jsb is None:
+        jsb = is_jsb_file(source)
+    if not jsb:
+        return DEFAULT_MIDI_STEPS_PER_QUARTER
+    found = jsb_steps_per_quarter(source)
+    if found is None:
+        raise UserError(f"{source} does not say its time resolution (its name has neither "
+                        f"'quarter' nor '16th'); give it with --steps-per-quarter "
+                        f"(1 for quarter notes, 4 for 16th notes)")
+    return found
 
 
 def is_prepared(folder):

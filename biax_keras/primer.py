@@ -65,6 +65,19 @@ def _meter_at(ns, step, steps_per_quarter):
     return meter
 
 
+def _length_text(sequence, steps, steps_per_quarter):
+    """`steps` of the file in its own tempo, as a person says it: "141.0 s (564 steps)"."""
+    seconds = _seconds_at(sequence, steps / steps_per_quarter)
+    return f"{seconds:.1f} s ({steps} steps)"
+
+
+def _seconds_at(sequence, quarters):
+    """Seconds into `sequence` at `quarters` quarter notes, through its tempo map."""
+    times, at_quarters, qpms = representation._tempo_map(sequence)
+    k = max(int(np.searchsorted(at_quarters, quarters, side="right")) - 1, 0)
+    return float(times[k] + (quarters - at_quarters[k]) * 60.0 / qpms[k])
+
+
 def read_primer(path, config, num_notes=None, steps=None, seconds=None, *, data=None,
                 max_steps=representation.DEFAULT_MAX_STEPS):
     """Read a MIDI primer (or its opening) into a model's note range.
@@ -116,16 +129,26 @@ def read_primer(path, config, num_notes=None, steps=None, seconds=None, *, data=
     except OSError as e:
         raise UserError(f"primer {path} cannot be read: {e.strerror or e}") from None
     roll, beat = result.roll, result.beat
+    asked = None
     if seconds is not None:
         quarters = representation._to_quarters(np.float64(seconds),
                                                 representation._tempo_map(sequence))
         steps = max(int(representation._to_steps(quarters, spq)), 1)
+        asked = f"--primer-seconds {seconds:g}"
+    elif steps is not None:
+        asked = f"--primer-steps {steps}"
     if steps is not None:
+        if steps > len(roll):
+            log.warning("note: primer %s is %s long, shorter than %s: all of it is used",
+                        path, _length_text(sequence, len(roll), spq), asked)
         roll, beat = roll[:steps], beat[:steps]
     if not roll[..., 0].any():
-        where = "" if len(roll) == len(result.roll) else f" in its first {len(roll)} steps"
+        if len(roll) < len(result.roll):
+            raise UserError(f"the opening of primer {path} that {asked} keeps "
+                            f"({_length_text(sequence, len(roll), spq)}) is silent: a rest "
+                            f"before its first note; keep more of it")
         raise UserError(f"primer {path} has no notes in the model's range "
-                        f"(MIDI {config.lowest_pitch}..{top}){where}")
+                        f"(MIDI {config.lowest_pitch}..{top})")
     if result.notes_dropped:
         log.warning("warning: %d notes of primer %s lie outside the model's range (MIDI %d..%d) "
                     "and were dropped", result.notes_dropped, path, config.lowest_pitch, top)

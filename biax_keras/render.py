@@ -45,6 +45,11 @@ WAV_SAMPLE_RATE = 44100
 SOUNDFONT_ENV = "BIAX_SOUNDFONT"
 BUNDLED_SOUNDFONT = "TimGM6mb.sf2"  # installed by pretty_midi
 PEAK = 10 ** (-1 / 20)  # -1 dBFS
+# Notes go on sounding after their note-off (a piano's release): the audio
+# goes on this long after the file's last event, and its last FADE_SECONDS
+# fade to silence.
+RELEASE_SECONDS = 1.0
+FADE_SECONDS = 0.05
 _SOUNDFONT_HELP = "it comes with biax_keras (`pip install midirenderer` if it is missing)"
 _AUDIO_HELP = ("install it with `pip install 'biax_keras[audio]'` (and the FluidSynth library, "
                "e.g. `apt-get install fluidsynth`); pass a soundfont with --soundfont FILE.sf2 "
@@ -223,6 +228,9 @@ def synthesize(midi, synth="auto", soundfont=None, sample_rate=WAV_SAMPLE_RATE):
         if data is None:
             with open(midi, "rb") as f:
                 data = f.read()
+        # The synthesizer stops at the file's last event: without a later
+        # one, the notes still sounding at the last note-off are cut dead.
+        data = with_release(bytes(data))
         try:
             rendered = midirenderer.render_wave_from(
                 _soundfont_bytes(soundfont, os.path.getmtime(soundfont)), bytes(data))
@@ -239,10 +247,51 @@ def synthesize(midi, synth="auto", soundfont=None, sample_rate=WAV_SAMPLE_RATE):
         else:
             mono = music.synthesize(fs=sample_rate)
         samples, rate = np.asarray(mono, np.float32)[:, None], sample_rate
+    samples = _fade_out(samples, rate)
     peak = float(np.max(np.abs(samples))) if samples.size else 0.0
     if peak > 0:
         samples = samples * np.float32(PEAK / peak)
     return samples.astype(np.float32), rate, chosen
+
+
+def with_release(data, seconds=RELEASE_SECONDS):
+    """MIDI bytes with a marker `seconds` after the last event of any track.
+
+    A synthesizer plays to the file's last event; the marker lets the notes
+    that end there ring out as an instrument's notes do after their note-off.
+    """
+    import mido
+
+    midi = mido.MidiFile(file=io.BytesIO(data))
+    last_tick, tempo_changes = 0, []
+    for track in midi.tracks:
+        tick = 0
+        for message in track:
+            tick += message.time
+            if message.type == "set_tempo":
+                tempo_changes.append((tick, message.tempo))
+        last_tick = max(last_tick, tick)
+    tempo = max(tempo_changes)[1] if tempo_changes else 500_000  # MIDI's default: 120 qpm
+    tail = int(round(seconds * 1e6 / tempo * midi.ticks_per_beat))
+    first = midi.tracks[0]
+    first_end = sum(message.time for message in first)
+    kept = [m for m in first if m.type != "end_of_track"]
+    rest = first_end - sum(m.time for m in kept)  # delta of the end_of_track removed
+    first[:] = kept + [mido.MetaMessage("marker", text="release", time=last_tick - first_end + rest
+                                        + tail),
+                       mido.MetaMessage("end_of_track", time=0)]
+    buffer = io.BytesIO()
+    midi.save(file=buffer)
+    return buffer.getvalue()
+
+
+def _fade_out(samples, rate, seconds=FADE_SECONDS):
+    """The last `seconds` of `samples` faded to silence, so the audio never ends in a click."""
+    frames = min(len(samples), int(round(seconds * rate)))
+    if frames:
+        samples = np.array(samples, np.float32)
+        samples[-frames:] *= np.linspace(1.0, 0.0, frames, dtype=np.float32)[:, None]
+    return samples
 
 
 def read_wav(source):

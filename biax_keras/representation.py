@@ -27,8 +27,13 @@ import warnings
 from typing import NamedTuple
 
 import numpy as np
-import note_seq
-from note_seq.protobuf import music_pb2
+
+with warnings.catch_warnings():
+    # note_seq imports pydub, which warns at import that ffmpeg is missing;
+    # nothing here decodes audio through it, and `import biax_keras` must be quiet.
+    warnings.filterwarnings("ignore", message="Couldn't find ffmpeg", category=RuntimeWarning)
+    import note_seq
+    from note_seq.protobuf import music_pb2
 
 from biax_keras.files import write_atomic
 
@@ -86,6 +91,10 @@ class InvalidSequenceError(RepresentationError):
 
 class NoNotesError(RepresentationError):
     """The piece has no notes that could be played (none at all, or only drums)."""
+
+
+class UnendedNotesError(NoNotesError):
+    """Notes are struck but never released, so none has a length."""
 
 
 class OutOfRangeError(NoNotesError):
@@ -155,6 +164,23 @@ def bar_positions(num_steps, steps_per_quarter=DEFAULT_STEPS_PER_QUARTER,
     """
     per_bar = bar_steps(time_signature, steps_per_quarter)
     return ((np.arange(num_steps, dtype=np.int64) + offset) % per_bar).astype(np.int32)
+
+
+def pickup_signature(steps, steps_per_quarter=DEFAULT_STEPS_PER_QUARTER):
+    """A time signature whose bar lasts `steps` steps (3 16th notes: 3/16), or None.
+
+    MIDI writes a denominator as a power of two; a length that no such
+    signature has (a step of a triplet grid) gives None.
+    """
+    import fractions
+
+    whole_notes = fractions.Fraction(int(steps), 4 * int(steps_per_quarter))
+    numerator, denominator = whole_notes.numerator, whole_notes.denominator
+    if denominator & (denominator - 1):
+        return None
+    while denominator < 4:  # 1/2 reads better as 2/4
+        numerator, denominator = numerator * 2, denominator * 2
+    return (numerator, denominator) if numerator <= 255 else None
 
 
 def _beat_from_segments(num_steps, starts, per_bar):
@@ -394,7 +420,7 @@ def _check_roll(roll):
 
 def roll_to_note_sequence(roll, steps_per_quarter=DEFAULT_STEPS_PER_QUARTER,
                           lowest_pitch=DEFAULT_LOWEST_PITCH, qpm=DEFAULT_QPM,
-                          time_signature=DEFAULT_TIME_SIGNATURE):
+                          time_signature=DEFAULT_TIME_SIGNATURE, pickup_steps=0):
     """Turn a state roll into a NoteSequence.
 
     A note starts where play turns on or where an articulate marks a re-strike,
@@ -408,10 +434,15 @@ def roll_to_note_sequence(roll, steps_per_quarter=DEFAULT_STEPS_PER_QUARTER,
         lowest_pitch: MIDI pitch of note index 0.
         qpm: tempo in quarter notes per minute.
         time_signature: `(numerator, denominator)` written to the sequence.
+        pickup_steps: the roll opens with an incomplete bar of this many
+            steps (an anacrusis), so its first full bar starts there: written
+            as a first bar of its own length (3/16 for three 16th notes), or,
+            where no time signature has that length, as a rest before the
+            roll that completes the bar.
 
     Returns:
-        A `note_seq.NoteSequence` with one tempo, one time signature and the
-        notes (instrument 0, program 0, velocity `DEFAULT_VELOCITY`).
+        A `note_seq.NoteSequence` with one tempo, its time signature(s) and
+        the notes (instrument 0, program 0, velocity `DEFAULT_VELOCITY`).
 
     Raises:
         InvalidRollError: `roll` is not `(steps, notes, 2)`.
@@ -429,7 +460,16 @@ def roll_to_note_sequence(roll, steps_per_quarter=DEFAULT_STEPS_PER_QUARTER,
     ns = music_pb2.NoteSequence()
     ns.ticks_per_quarter = WRITE_TICKS_PER_QUARTER
     ns.tempos.add(time=0.0, qpm=qpm)
-    ns.time_signatures.add(time=0.0, numerator=time_signature[0], denominator=time_signature[1])
+    shift = 0  # steps of rest before the roll
+    if pickup_steps:
+        pickup = pickup_signature(pickup_steps, steps_per_quarter)
+        if pickup is None:
+            shift = bar_steps(time_signature, steps_per_quarter) - pickup_steps
+        else:
+            ns.time_signatures.add(time=0.0, numerator=pickup[0], denominator=pickup[1])
+    ns.time_signatures.add(time=(pickup_steps if pickup_steps and not shift else 0)
+                           * seconds_per_step,
+                           numerator=time_signature[0], denominator=time_signature[1])
 
     silent = np.zeros((1, num_notes), bool)
     before = np.concatenate([silent, play[:-1]])
@@ -443,8 +483,8 @@ def roll_to_note_sequence(roll, steps_per_quarter=DEFAULT_STEPS_PER_QUARTER,
         notes.extend((b, e, index) for b, e in zip(begin, finish))
     for b, e, index in sorted(notes):
         ns.notes.add(pitch=int(lowest_pitch + index), velocity=DEFAULT_VELOCITY,
-                     start_time=b * seconds_per_step, end_time=e * seconds_per_step,
-                     instrument=0, program=0)
+                     start_time=(b + shift) * seconds_per_step,
+                     end_time=(e + shift) * seconds_per_step, instrument=0, program=0)
     ns.total_time = max((n.end_time for n in ns.notes), default=0.0)
     return ns
 
@@ -560,6 +600,7 @@ def read_midi(source, steps_per_quarter=DEFAULT_STEPS_PER_QUARTER, *, max_steps=
             resolution 0, SMPTE timing).
         InvalidTempoError: a tempo of 0.
         NoNotesError: no notes or only drums.
+        UnendedNotesError: note-ons without any note-off.
         TooLongError: longer than `max_steps`.
         OSError: the path cannot be read.
     """
@@ -577,9 +618,16 @@ def read_midi(source, steps_per_quarter=DEFAULT_STEPS_PER_QUARTER, *, max_steps=
         # pretty_midi warns about meta events on other tracks; harmless here.
         warnings.simplefilter("ignore")
         try:
-            return note_seq.midi_to_note_sequence(data)
+            sequence = note_seq.midi_to_note_sequence(data)
         except note_seq.MIDIConversionError as e:
             raise MidiReadError(f"unreadable MIDI ({e})") from None
+    if not any(not note.is_drum for note in sequence.notes):
+        # The file has note-ons (checked above), but a note lasts from its
+        # note-on to a note-off (or a note-on of velocity 0): none was ended.
+        raise UnendedNotesError("no note is ever ended: the file has note-ons but no "
+                                "note-off (or note-on of velocity 0) after them, so no note "
+                                "has a length")
+    return sequence
 
 
 def midi_to_roll(path, steps_per_quarter=DEFAULT_STEPS_PER_QUARTER,
@@ -612,7 +660,7 @@ def midi_to_roll(path, steps_per_quarter=DEFAULT_STEPS_PER_QUARTER,
 
 def roll_to_midi(roll, path, steps_per_quarter=DEFAULT_STEPS_PER_QUARTER,
                  lowest_pitch=DEFAULT_LOWEST_PITCH, qpm=DEFAULT_QPM,
-                 time_signature=DEFAULT_TIME_SIGNATURE):
+                 time_signature=DEFAULT_TIME_SIGNATURE, pickup_steps=0):
     """Write a state roll as a MIDI file, with its tempo and time signature.
 
     The file is written beside `path` under a temporary name, then renamed
@@ -625,6 +673,8 @@ def roll_to_midi(roll, path, steps_per_quarter=DEFAULT_STEPS_PER_QUARTER,
         lowest_pitch: MIDI pitch of note index 0.
         qpm: tempo in quarter notes per minute.
         time_signature: `(numerator, denominator)`.
+        pickup_steps: steps of an opening incomplete bar (see
+            `roll_to_note_sequence`).
 
     Returns:
         The `note_seq.NoteSequence` that was written.
@@ -633,6 +683,7 @@ def roll_to_midi(roll, path, steps_per_quarter=DEFAULT_STEPS_PER_QUARTER,
         InvalidRollError: `roll` is not `(steps, notes, 2)`.
         OSError: the folder cannot be written.
     """
-    ns = roll_to_note_sequence(roll, steps_per_quarter, lowest_pitch, qpm, time_signature)
+    ns = roll_to_note_sequence(roll, steps_per_quarter, lowest_pitch, qpm, time_signature,
+                               pickup_steps)
     write_atomic(path, lambda tmp: note_seq.note_sequence_to_midi_file(ns, tmp))
     return ns

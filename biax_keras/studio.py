@@ -8,27 +8,27 @@ One picks a model (a shipped one, the --model given, or any run folder or
 optionally uploads a primer MIDI, and presses Compose: the page shows the
 piano roll (`render.roll_image`), plays the piece (`render.synthesize`: the
 General MIDI piano) and offers the MIDI and WAV. Continue composes on from
-the current piece.
+the current piece. Composing is `compose.compose`, the flow `biax generate`
+runs: a primer keeps its tempo and meter here as there.
 
-The server is the standard library's `http.server` and one static page with
-a few lines of JavaScript: nothing more to install, nothing fetched from
-elsewhere by the page, and it starts in the time TensorFlow takes to import.
-It listens on 127.0.0.1 unless told otherwise, and writes only in its own
-temporary folder, which it removes when it stops. Everything a user sends is
-checked; a bad upload or setting is answered with one clear line that the
-page shows, never a traceback.
+The page is served by Werkzeug's WSGI server, the one TensorBoard serves
+with (so it is installed already): it answers `Range:` requests, so the
+browser can seek in the audio, and a browser that drops a connection costs
+nothing but that connection. It listens on 127.0.0.1 unless told otherwise
+and writes only in its own temporary folder, which it removes when it stops.
+Everything a user sends is checked; a bad upload or setting is answered with
+one clear line that the page shows, never a traceback.
 """
 
 import base64
 import binascii
-import http.server
 import json
 import logging
 import math
 import os
 import secrets
 import shutil
-import socketserver
+import socket
 import tempfile
 import threading
 import time
@@ -40,17 +40,15 @@ log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
-BPM = 120.0
-TIME_SIGNATURE = (4, 4)
 MAX_SECONDS = 120.0  # of new music per press
 MAX_PRIMER_BYTES = 1024 * 1024
 MAX_PRIMER_STEPS = 4000  # about 4 minutes at sixteenths and 120 bpm
 MAX_PIECE_STEPS = 8000  # a piece continued again and again stops here
 MAX_REQUEST_BYTES = 2 * MAX_PRIMER_BYTES  # the primer travels as base64 in JSON
-_MAX_DRAINED_BYTES = 64 * 1024 * 1024
 KEPT_PIECES = 20  # older pieces' files are removed from the temporary folder
+# The seed takes what `biax generate --seed` takes: any 64-bit whole number.
 LIMITS = {"seconds": (0.5, MAX_SECONDS), "temperature": (0.05, 5.0),
-          "conservativity": (0.05, 10.0), "seed": (0, 2**31 - 1)}
+          "conservativity": (0.05, 10.0), "seed": (-2**63, 2**63 - 1)}
 FILES = {"piece.mid": "audio/midi", "piece.wav": "audio/wav", "roll.png": "image/png"}
 SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "saved_models"
 
@@ -75,7 +73,7 @@ class Studio:
         self.models = dict(models)
         self.folder = Path(folder)
         self.loaded = {}
-        self.pieces = {}  # id -> {"roll", "beat", "model", "folder"}
+        self.pieces = {}  # id -> {"composition", "model", "folder", "notes"}
         self.lock = threading.Lock()
 
     def model_list(self):
@@ -101,10 +99,8 @@ class Studio:
         Raises:
             UserError: for any setting, model or upload that cannot be used.
         """
-        import numpy as np
-
-        import biax_keras
-        from biax_keras import render, representation
+        from biax_keras import compose, render
+        from biax_keras.sampling import SamplingControls
 
         if not isinstance(request, dict):
             raise UserError("the request must be a JSON object")
@@ -113,9 +109,10 @@ class Studio:
         seed = _number(request.get("seed"), "seed", *LIMITS["seed"])
         if seed != int(seed):
             raise UserError(f"the seed must be a whole number, got {request.get('seed')}")
+        controls = SamplingControls(temperature=settings["temperature"],
+                                    conservativity=settings["conservativity"])
         with self.lock:
             key, model = self._model(request.get("model"), (request.get("model_path") or "").strip())
-            config = model.config
             primer = None
             previous = request.get("continue")
             if previous:
@@ -126,47 +123,41 @@ class Studio:
                 if piece["model"] != key:
                     raise UserError("Continue uses the model the piece was composed with; "
                                     "choose that model again or press Compose")
-                primer = (piece["roll"], piece["beat"])
+                primer = piece["composition"].as_primer()
             elif request.get("primer"):
-                primer = _read_primer(request["primer"], config)
-            steps = max(1, int(round(settings["seconds"] * BPM / 60 * config.steps_per_quarter)))
-            if primer is not None and len(primer[0]) + steps > MAX_PIECE_STEPS:
+                primer = _read_primer(request["primer"], model.config)
+            steps = compose.length_in_steps(model.config, seconds=settings["seconds"],
+                                            primer=primer)
+            if primer is not None and len(primer.roll) + steps > MAX_PIECE_STEPS:
                 raise UserError(f"the piece would be longer than {MAX_PIECE_STEPS} steps; "
                                 "press Compose to start a new one")
             started = time.perf_counter()
-            roll = np.asarray(biax_keras.generate(
-                model, steps=steps, seed=int(seed), temperature=settings["temperature"],
-                conservativity=settings["conservativity"], primer=primer))
+            piece = compose.compose(model, steps=steps, seed=int(seed), controls=controls,
+                                    primer=primer)
             compose_seconds = time.perf_counter() - started
-            primer_steps = 0 if primer is None else len(primer[0])
-            if primer is None:
-                beat = representation.bar_positions(len(roll), config.steps_per_quarter,
-                                                    TIME_SIGNATURE)
-            else:
-                beat = np.concatenate([primer[1][:primer_steps], representation.bar_positions(
-                    len(roll) - primer_steps, config.steps_per_quarter, TIME_SIGNATURE,
-                    offset=int(primer[1][primer_steps - 1]) + 1)])
             piece_id = secrets.token_hex(8)
             folder = self.folder / piece_id
             folder.mkdir()
-            sequence = representation.roll_to_midi(roll, folder / "piece.mid", config.steps_per_quarter,
-                                        config.lowest_pitch, qpm=BPM,
-                                        time_signature=TIME_SIGNATURE)
+            sequence = piece.write_midi(0, folder / "piece.mid")
             synth = render.render_wav(folder / "piece.mid", folder / "piece.wav")
-            titles = [f"{Path(key).name}: {len(roll) / config.steps_per_quarter * 60 / BPM:.1f} s, "
+            meter = "/".join(map(str, piece.time_signature))
+            titles = [f"{Path(key).name}: {piece.seconds():.1f} s at {piece.bpm:g} bpm in {meter}, "
                       f"seed {int(seed)}, temperature {settings['temperature']:g}, "
                       f"conservativity {settings['conservativity']:g}"
-                      + (f"; the first {primer_steps} steps are the primer" if primer_steps else "")]
-            render.save_png(render.roll_image(roll, titles=titles,
-                                              lowest_pitch=config.lowest_pitch, beats=[beat]),
+                      + (f"; the first {piece.primer_steps} steps are the primer"
+                         if piece.primer_steps else "")]
+            render.save_png(render.roll_image(piece.rolls[0], titles=titles,
+                                              lowest_pitch=piece.lowest_pitch, beats=[piece.beat]),
                             folder / "roll.png")
-            self.pieces[piece_id] = {"roll": roll, "beat": beat, "model": key, "folder": folder,
+            self.pieces[piece_id] = {"composition": piece, "model": key, "folder": folder,
                                      "notes": len(sequence.notes)}
             self._forget_old_pieces()
         return {
             "piece": piece_id,
-            "seconds": round(len(roll) / config.steps_per_quarter * 60 / BPM, 2),
-            "primer_steps": primer_steps,
+            "seconds": round(piece.seconds(), 2),
+            "bpm": piece.bpm,
+            "time_signature": list(piece.time_signature),
+            "primer_steps": piece.primer_steps,
             "notes": len(sequence.notes),
             "compose_seconds": round(compose_seconds, 2),
             "synth": synth,
@@ -199,7 +190,7 @@ def _number(value, name, low, high):
 
 
 def _read_primer(upload, config):
-    """The primer upload `{"name", "data": base64}` as `(roll, beat)` for the model."""
+    """The primer upload `{"name", "data": base64}` as a `primer.Primer` for the model."""
     from biax_keras.primer import read_primer
 
     name = str(upload.get("name") or "the primer") if isinstance(upload, dict) else "the primer"
@@ -212,92 +203,81 @@ def _read_primer(upload, config):
         raw = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
         raise UserError("the primer upload is malformed; choose a .mid file again") from None
-    primer = read_primer(name, config, data=raw, max_steps=MAX_PRIMER_STEPS)
-    return primer.roll, primer.beat
+    return read_primer(name, config, data=raw, max_steps=MAX_PRIMER_STEPS)
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    server_version = "biax-studio"
-    studio = None  # set on the class made by `make_server`
+class App:
+    """The studio as a WSGI application (Werkzeug's requests and responses).
 
-    def log_message(self, format, *args):  # requests go to the log, not to stderr
-        log.debug("%s %s", self.address_string(), format % args)
+    Args:
+        studio: the `Studio` that composes and keeps the pieces.
+    """
 
-    def _send(self, status, body, content_type, extra=()):
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        for header, value in extra:
-            self.send_header(header, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+    def __init__(self, studio):
+        self.studio = studio
 
-    def _json(self, status, value):
-        self._send(status, json.dumps(value).encode(), "application/json")
+    def __call__(self, environ, start_response):
+        from werkzeug.wrappers import Request
 
-    def do_GET(self):
-        path = self.path.split("?", 1)[0]
-        if path in ("/", "/index.html"):
-            page = PAGE.replace("@MAX_PRIMER_BYTES@", str(MAX_PRIMER_BYTES))
-            self._send(200, page.encode(), "text/html; charset=utf-8")
-        elif path == "/api/models":
-            self._json(200, {"models": self.studio.model_list()})
-        elif path.startswith("/pieces/"):
+        request = Request(environ)
+        return self.respond(request)(environ, start_response)
+
+    def respond(self, request):
+        from werkzeug.utils import send_file
+
+        path = request.path
+        if request.method in ("GET", "HEAD"):
+            if path in ("/", "/index.html"):
+                page = PAGE.replace("@MAX_PRIMER_BYTES@", str(MAX_PRIMER_BYTES))
+                return _response(page, "text/html; charset=utf-8")
+            if path == "/api/models":
+                return _json(200, {"models": self.studio.model_list()})
             parts = path.split("/")
-            found = self.studio.file(parts[2], parts[3]) if len(parts) == 4 else None
-            if found is None:
-                self._json(404, {"error": "no such file; compose again"})
-            else:
-                name = parts[3]
-                self._send(200, found.read_bytes(), FILES[name],
-                           [("Content-Disposition", f'inline; filename="{name}"')])
-        else:
-            self._json(404, {"error": f"no page {path}"})
-
-    do_HEAD = do_GET
-
-    def do_POST(self):
-        if self.path != "/api/compose":
-            self._json(404, {"error": f"no action {self.path}"})
-            return
+            if len(parts) == 4 and parts[1] == "pieces":
+                found = self.studio.file(parts[2], parts[3])
+                if found is not None:
+                    # Conditional: answers Range requests (206), so the audio can seek.
+                    response = send_file(found, request.environ, mimetype=FILES[parts[3]],
+                                         conditional=True, download_name=parts[3], max_age=0)
+                    response.headers["Cache-Control"] = "no-store"
+                    return response
+                return _json(404, {"error": "no such file; compose again"})
+            return _json(404, {"error": f"no page {path}"})
+        if request.method != "POST":
+            return _json(405, {"error": f"{request.method} is not an action of the studio"})
+        if path != "/api/compose":
+            return _json(404, {"error": f"no action {path}"})
+        if request.content_length is None:
+            return _json(411, {"error": "the request has no length"})
+        if request.content_length > MAX_REQUEST_BYTES:
+            # The server reads (and drops) what was sent, so that the sender
+            # hears this answer rather than a broken connection.
+            return _json(413, {"error": f"the upload is larger than the "
+                                        f"{MAX_PRIMER_BYTES // 1024} KB limit for a primer"})
         try:
-            length = int(self.headers.get("Content-Length", ""))
+            body = json.loads(request.get_data(cache=False) or b"null")
         except ValueError:
-            self._json(411, {"error": "the request has no length"})
-            return
-        if length > MAX_REQUEST_BYTES:
-            # Read what was sent (up to a bound) so that the sender hears the
-            # answer rather than a broken connection.
-            left = min(length, _MAX_DRAINED_BYTES)
-            while left > 0:
-                chunk = self.rfile.read(min(left, 1 << 16))
-                if not chunk:
-                    break
-                left -= len(chunk)
-            self.close_connection = True
-            self._json(413, {"error": f"the upload is larger than the {MAX_PRIMER_BYTES // 1024} KB "
-                                      "limit for a primer"})
-            return
+            return _json(400, {"error": "the request is not valid JSON"})
         try:
-            request = json.loads(self.rfile.read(length) or b"null")
-        except ValueError:
-            self._json(400, {"error": "the request is not valid JSON"})
-            return
-        try:
-            self._json(200, self.studio.compose(request))
+            return _json(200, self.studio.compose(body))
         except UserError as e:
-            self._json(400, {"error": str(e)})
+            return _json(400, {"error": str(e)})
         except Exception as e:  # a bug: the page gets one line, the log the details
             log.exception("composing failed")
-            self._json(500, {"error": f"composing failed ({type(e).__name__}: {e}); "
-                                      "see the studio's terminal"})
+            return _json(500, {"error": f"composing failed ({type(e).__name__}: {e}); "
+                                        "see the studio's terminal"})
 
 
-class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+def _response(body, content_type, status=200):
+    from werkzeug.wrappers import Response
+
+    response = Response(body, status=status, content_type=content_type)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _json(status, value):
+    return _response(json.dumps(value), "application/json", status)
 
 
 def make_server(models, host=DEFAULT_HOST, port=DEFAULT_PORT, folder=None):
@@ -309,22 +289,37 @@ def make_server(models, host=DEFAULT_HOST, port=DEFAULT_PORT, folder=None):
         folder: the temporary folder for pieces (None: a new one).
 
     Returns:
-        `(server, studio)`; `server.server_address` says the port.
+        `(server, studio)`: a Werkzeug server (`serve_forever`, `shutdown`,
+        `server_close`; `server.server_address` says the port) and the `Studio`.
 
     Raises:
         UserError: the port cannot be opened.
     """
+    from werkzeug.serving import make_server as werkzeug_server
+
     made = folder is None
     folder = folder or tempfile.mkdtemp(prefix="biax-studio-")
     studio = Studio(models, folder)
-    handler = type("Handler", (_Handler,), {"studio": studio})
+    # Werkzeug logs every request at INFO; the studio's own messages are enough.
+    requests_log = logging.getLogger("werkzeug")
+    if requests_log.level == logging.NOTSET:
+        requests_log.setLevel(logging.WARNING)
+    # The socket is opened here, not by Werkzeug, which would print its own
+    # lines and exit the process on a busy port.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        server = _Server((host, port), handler)
-    except OSError as e:
+        listening = socket.create_server((host, port), family=family)
+    except (OSError, OverflowError) as e:
         if made:
             shutil.rmtree(folder, ignore_errors=True)
-        raise UserError(f"cannot listen on {host}:{port} ({e.strerror}); "
+        reason = getattr(e, "strerror", None) or str(e)
+        raise UserError(f"cannot listen on {host}:{port} ({reason}); "
                         "choose another --port") from None
+    try:
+        server = werkzeug_server(host, listening.getsockname()[1], App(studio), threaded=True,
+                                 fd=listening.fileno())
+    finally:
+        listening.close()  # the server listens on its own copy
     return server, studio
 
 
@@ -404,7 +399,7 @@ PAGE = """<!doctype html>
   <label>Seconds <input id="seconds" type="number" value="15" min="0.5" max="120" step="0.5"></label>
   <label>Temperature <input id="temperature" type="number" value="1.0" min="0.05" max="5" step="0.05"></label>
   <label>Conservativity <input id="conservativity" type="number" value="1.0" min="0.05" max="10" step="0.05"></label>
-  <label>Seed <input id="seed" type="number" value="1" min="0" step="1"></label>
+  <label>Seed <input id="seed" type="number" value="1" step="1"></label>
   <label>Primer MIDI (optional) <input id="primer" type="file" accept=".mid,.midi,audio/midi"></label>
   <button id="compose" type="button">Compose</button>
   <button id="continue" type="button" disabled>Continue</button>

@@ -41,7 +41,7 @@ from pathlib import Path
 from biax_keras import runs
 from biax_keras.errors import UserError
 from biax_keras.files import write_atomic
-from biax_keras.model import BiaxialConfig, checked_fields
+from biax_keras.config import BiaxialConfig, checked_fields
 
 log = logging.getLogger(__name__)
 

@@ -72,6 +72,21 @@ def midi_bytes(notes, *, ticks_per_quarter=TICKS_PER_QUARTER, tempo=500_000,
     return buffer.getvalue()
 
 
+def unended_midi_bytes(pitches=(60, 64, 67)):
+    """A MIDI file whose notes are struck (note-on) and never released."""
+    import io
+
+    midi = mido.MidiFile(type=0, ticks_per_beat=TICKS_PER_QUARTER)
+    track = mido.MidiTrack()
+    for i, pitch in enumerate(pitches):
+        track.append(mido.Message("note_on", note=pitch, velocity=80,
+                                  time=TICKS_PER_QUARTER if i else 0))
+    midi.tracks.append(track)
+    buffer = io.BytesIO()
+    midi.save(file=buffer)
+    return buffer.getvalue()
+
+
 def with_division(data, division):
     """The same MIDI bytes with the header's time division replaced (crafted headers)."""
     return data[:12] + division.to_bytes(2, "big") + data[14:]
@@ -125,6 +140,7 @@ def broken_midi_folder(tmp_path):
         "smpte_header.mid": with_division(good_bytes, 0xE728),
         "zero_tempo.mid": midi_bytes(PHRASE, tempo=0),
         "far_future.mid": midi_bytes(PHRASE + [(60, MILLION_BARS, MILLION_BARS + 1)]),
+        "unended.mid": unended_midi_bytes(),
     }
     for name, data in files.items():
         (folder / name).write_bytes(data)
@@ -142,5 +158,6 @@ def broken_midi_folder(tmp_path):
         "smpte_header.mid": "SMPTE",
         "zero_tempo.mid": "tempo of 0",
         "far_future.mid": "too long",
+        "unended.mid": "no note is ever ended",
     }
     return folder, good, bad

@@ -61,8 +61,12 @@ def test_version(capsys):
 
 @pytest.mark.parametrize("command, shown", [
     ("generate", ["--bpm BPM", "the primer's, else 120", "(default: 0)"]),
-    ("prepare", ["(default: 78)", "(default: 24)", "(default: 0.8,0.1,0.1)"]),
+    ("prepare", ["(default: 78)", "(default: 24)", "(default: 0.8,0.1,0.1)",
+                 "(default: 4, 16th notes, for MIDI; for a JSB .json/.pickle file its own"]),
     ("render", ["(default: auto)"]),
+    ("train", ["(default: 100, unless --config sets it)", "(default: 10, unless",
+               "(default: 128, unless", "(default: 0.001, unless",
+               "(default: none, every epoch is trained, unless", "data stream (default: 0, unless"]),
 ])
 def test_help_shows_defaults(command, shown, capsys):
     with pytest.raises(SystemExit):
@@ -85,6 +89,7 @@ _CHECK_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_bad_paths_are_refused_before_tensorflow_starts(tmp_path):
     model = tmp_path / "m.keras"
     model.write_text("only its name is looked at before loading")
@@ -185,9 +190,126 @@ def test_prepare_skip_reasons_still_say_which_flag_keeps_the_piece(write_midi, t
     assert "--max-steps" in reason and _flags_named(reason) <= _flags_of("prepare")
 
 
+def _jsb_file(path, steps=8):
+    piece = [[60, 64, 67] if t % 4 else [62] for t in range(steps)]
+    path.write_text(json.dumps({"train": [piece, piece], "valid": [piece], "test": [piece]}))
+    return path
+
+
+def _exported_stand_in(folder, config):
+    """What `biax export` writes that the checks before TensorFlow read (not a real SavedModel)."""
+    from biax_keras import export
+
+    (folder / "assets.extra").mkdir(parents=True)
+    (folder / "saved_model.pb").write_bytes(b"")
+    (folder / export.CONFIG_FILE).write_text(json.dumps(
+        {"format": export.EXPORT_FORMAT, "config": config.to_dict()}))
+    return folder
+
+
+@pytest.mark.slow
+def test_checks_that_need_no_tensorflow_are_made_before_it_starts(tmp_path, write_midi):
+    """What the model's config, a file's name or the flags tell is said in a
+    fraction of a second: TensorFlow is never imported for these refusals."""
+    bach = ROOT / "saved_models" / "bach"
+    existing = tmp_path / "mine.mid"
+    existing.write_bytes(b"my own theme")
+    (tmp_path / "mine-2.mid").write_bytes(b"my second theme")
+    (tmp_path / "mine.wav").write_bytes(b"my own recording")
+    waltz = write_midi("waltz.mid", [(60, 0, 3), (64, 3, 6)], time_signature=(3, 4))
+    rest = write_midi("rest.mid", [(60, 1, 2)])
+    exported = _exported_stand_in(tmp_path / "exported", biax_keras.model_config(bach))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = str(tmp_path / "new.mid")
+    cases = [
+        (["generate", "--model", str(bach), "--out", str(existing)], "mine.mid already exists"),
+        (["generate", "--model", str(bach), "--out", str(existing), "--num-samples", "2"],
+         "mine-2.mid already exists"),
+        (["generate", "--model", str(bach), "--out", out, "--primer-seconds", "4"],
+         "go with --primer"),
+        (["generate", "--model", str(bach), "--out", out, "--only-new"], "go with --primer"),
+        (["generate", "--model", str(bach), "--out", out, "--primer", str(rest),
+          "--primer-seconds", "0.1"], "is silent: a rest before its first note"),
+        (["generate", "--model", str(exported), "--out", out, "--primer", str(waltz)],
+         "generates in 4/4 only, not 3/4"),
+        (["generate", "--model", str(tmp_path / "mine.mid"), "--out", out], "not a model"),
+        (["prepare", str(tmp_path), "--out", str(tmp_path / "d"), "--split", "0.5,0.5"],
+         "three fractions"),
+        (["prepare", str(empty), "--out", str(tmp_path / "d")], "no MIDI files"),
+        (["prepare", str(_jsb_file(tmp_path / "chorales.json")), "--out", str(tmp_path / "d")],
+         "does not say its time resolution"),
+        (["evaluate", "--model", str(bach), "--data",
+          str(_jsb_file(tmp_path / "jsb-quarter.json"))], "at quarter notes and the model at 16th"),
+        (["evaluate", "--model", str(bach), "--data", str(_jsb_file(tmp_path / "jsb-16th.json"))],
+         "has no articulation"),
+    ]
+    refused = [argv for argv, _ in cases]
+    done = _run("-c", _CHECK_SCRIPT, json.dumps(refused), timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    lines = done.stderr.strip().splitlines()
+    assert result["codes"] == [2] * len(refused) and len(lines) == len(refused), done.stderr
+    for (argv, words), line in zip(cases, lines):
+        assert words in line, (argv, line)
+    assert result["tensorflow"] is False
+    assert existing.read_bytes() == b"my own theme" and not (tmp_path / "d").exists()
+
+
+@pytest.mark.slow
+def test_importing_the_package_prints_nothing():
+    done = _run("-c", "import biax_keras; from biax_keras import representation, data, render")
+    assert done.returncode == 0 and done.stderr == "" and done.stdout == ""
+
+
+# ----------------------------------------------------------------------------
+# generate never replaces a file unless asked
+# ----------------------------------------------------------------------------
+
+
+def test_generate_refuses_to_replace_files_unless_overwrite(tiny_model, tmp_path, capsys):
+    mine = tmp_path / "my-own-theme.mid"
+    mine.write_bytes(b"the user's own music")
+    (tmp_path / "set-1.mid").write_bytes(b"one")
+    (tmp_path / "take.wav").write_bytes(b"a recording")
+    for argv, named in [(["--out", str(mine)], mine),
+                        (["--out", str(tmp_path / "set.mid"), "--num-samples", "2"],
+                         tmp_path / "set-1.mid"),
+                        (["--out", str(tmp_path / "take.mid"), "--wav"], tmp_path / "take.wav")]:
+        code = cli.main(["generate", "--model", str(tiny_model), "--steps", "8", *argv])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and f"{named} already exists" in err[0], err
+        assert "--overwrite" in err[0]
+    assert mine.read_bytes() == b"the user's own music" and not (tmp_path / "take.mid").exists()
+    assert not (tmp_path / "set-2.mid").exists()
+    code = cli.main(["generate", "--model", str(tiny_model), "--steps", "8", "--out", str(mine),
+                     "--overwrite"])
+    assert code == 0 and mine.read_bytes()[:4] == b"MThd"
+
+
 # ----------------------------------------------------------------------------
 # --wav never loses the composition
 # ----------------------------------------------------------------------------
+
+
+def test_ctrl_c_while_rendering_names_the_files_finished(tiny_model, tmp_path, capsys,
+                                                         monkeypatch):
+    calls = []
+
+    def render_then_interrupt(midi, wav, *args, **kwargs):
+        calls.append(wav)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        Path(wav).write_bytes(b"RIFF")
+
+    monkeypatch.setattr(render, "render_wav", render_then_interrupt)
+    code = cli.main(["generate", "--model", str(tiny_model), "--out", str(tmp_path / "p.mid"),
+                     "--steps", "16", "--num-samples", "2", "--wav"])
+    line, = capsys.readouterr().err.strip().splitlines()
+    assert code == 130 and line.startswith("biax generate: interrupted; finished ")
+    for name in ("p-1.mid", "p-2.mid", "p-1.wav"):
+        assert str(tmp_path / name) in line
+    assert f"render the rest later with `biax render {tmp_path / 'p-2.mid'}`" in line
 
 
 def test_generate_wav_without_a_synthesizer_writes_the_midi_and_sine_audio(

@@ -344,7 +344,7 @@ def test_cli_missing_split_and_non_model_are_one_line_exit_2(jsb_file, tmp_path,
     not_a_model = tmp_path / "notes.keras"
     not_a_model.write_text("hello")
     code, _, err = _evaluate_cli(capsys, "--model", not_a_model, "--data", jsb_file)
-    assert code == 2 and "cannot be loaded" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "is not a Keras model file" in err and len(err.strip().splitlines()) == 1
 
 
 def test_cli_resolution_mismatch_is_one_line_exit_2(jsb_file, tmp_path, capsys):

@@ -136,6 +136,39 @@ def test_biax_generate_primer_opening_and_only_new(saved, waltz, tmp_path, capsy
     np.testing.assert_array_equal(full[12:, :, 0], new[..., 0][:len(full) - 12])
 
 
+def test_only_new_keeps_the_bar_lines_where_the_model_composed_them(saved, waltz, tmp_path,
+                                                                  capsys):
+    # 7 steps of a 12-step bar: the continuation starts 5 steps before a bar line,
+    # so the file opens with a pickup bar of 5 16th notes.
+    out = _generate(saved, tmp_path / "w.mid", "--primer", str(waltz), "--primer-steps", "7",
+                    "--steps", "40", "--seed", "4", "--only-new")
+    capsys.readouterr()
+    sequence = note_seq.midi_file_to_note_sequence(str(out))
+    step = 60 / QPM / 4
+    assert [(t.numerator, t.denominator, round(t.time / step)) for t in sequence.time_signatures] \
+        == [(5, 16, 0), (3, 4, 5)]
+    _, beat = representation.midi_to_roll(str(out), 4, LOWEST, NOTES)
+    assert np.flatnonzero(beat == 0)[:2].tolist() == [0, 5]
+    expected = biax_keras.generate(biax_keras.load_model(saved), 40, seed=4,
+                                   primer=read_primer(str(waltz), CONFIG, steps=7))
+    new, _ = representation.midi_to_roll(str(out), 4, LOWEST, NOTES)
+    np.testing.assert_array_equal(new[..., 0], expected[7:7 + len(new), :, 0])
+
+
+def test_a_silent_opening_is_called_a_rest(write_midi):
+    rest = write_midi("rest.mid", [(60, 1, 2)])  # a quarter's rest, then a note
+    with pytest.raises(UserError, match="is silent: a rest before its first note; keep more"):
+        read_primer(str(rest), CONFIG, seconds=0.1)
+
+
+def test_asking_for_more_primer_than_there_is_says_so(waltz, caplog):
+    with caplog.at_level("WARNING"):
+        primer = read_primer(str(waltz), CONFIG, seconds=1000)
+    assert len(primer.roll) == WALTZ_STEPS
+    assert (f"primer {waltz} is 6.0 s ({WALTZ_STEPS} steps) long, shorter than --primer-seconds "
+            f"1000: all of it is used") in caplog.text
+
+
 @pytest.mark.parametrize("flags, word", [
     (["--primer-steps", "4"], "go with --primer"),
     (["--only-new"], "go with --primer"),

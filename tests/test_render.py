@@ -57,6 +57,16 @@ def test_a_soundfont_piano_is_not_a_sine(write_midi):
 
 
 @needs_soundfont_synth
+def test_notes_ring_out_and_the_audio_fades_to_silence(write_midi, tmp_path):
+    path = write_midi("chord.mid", [(60, 0, 2), (64, 0, 2), (67, 0, 2)])  # ends at 1 s
+    render.render_wav(path, tmp_path / "chord.wav")
+    samples, rate = render.read_wav(str(tmp_path / "chord.wav"))
+    assert len(samples) / rate == pytest.approx(1.0 + render.RELEASE_SECONDS, abs=0.05)
+    after = np.abs(samples[int(1.02 * rate):int(1.15 * rate)])
+    assert after.max() > 0.01  # the piano's release, after the last note-off
+    assert np.abs(samples[-int(0.005 * rate):]).max() < 1e-3  # no click at the end
+
+
 def test_render_wav_with_the_bundled_soundfont(write_midi, tmp_path):
     midi = write_midi("phrase.mid")  # 4 quarter notes at 120 qpm: 2 s
     result = render.render([midi], to=("wav", "png"))

@@ -312,3 +312,32 @@ def test_sequence_to_roll_to_sequence_to_roll_is_stable(ns):
     assert not (first.roll[..., 1] & ~first.roll[..., 0]).any()
     before = np.concatenate([np.zeros((1, 24), np.uint8), first.roll[:-1, :, 0]])
     assert (first.roll[..., 1] >= (first.roll[..., 0] & (1 - before))).all()
+
+
+def test_a_pickup_bar_is_its_own_short_bar_or_a_rest_that_completes_it():
+    roll = np.zeros((20, 78, 2), np.uint8)
+    roll[:, 36, 0] = 1
+    roll[0, 36, 1] = 1
+    sixteenths = rep.roll_to_note_sequence(roll, 4, 24, qpm=120, pickup_steps=3)
+    step = 60 / 120 / 4
+    assert [(t.numerator, t.denominator, t.time) for t in sixteenths.time_signatures] == [
+        (3, 16, 0.0), (4, 4, pytest.approx(3 * step))]
+    assert sixteenths.notes[0].start_time == 0.0
+    # Two steps of a triplet grid are no power-of-two fraction of a whole
+    # note: a rest of 7 steps completes the 9-step bar of 3/4 before them.
+    triplets = rep.roll_to_note_sequence(roll, 3, 24, qpm=120, time_signature=(3, 4),
+                                                    pickup_steps=2)
+    assert [(t.numerator, t.denominator, t.time) for t in triplets.time_signatures] == [
+        (3, 4, 0.0)]
+    assert triplets.notes[0].start_time == pytest.approx(7 * 60 / 120 / 3)
+    assert rep.pickup_signature(8, 4) == (2, 4)
+    assert rep.pickup_signature(2, 3) is None
+
+
+def test_notes_never_ended_are_named_as_the_cause(tmp_path):
+    from conftest import unended_midi_bytes
+
+    path = tmp_path / "unended.mid"
+    path.write_bytes(unended_midi_bytes())
+    with pytest.raises(rep.UnendedNotesError, match="no note is ever ended"):
+        rep.midi_to_roll(str(path))

@@ -323,7 +323,7 @@ def test_load_model_rejects_what_is_not_a_model(tmp_path):
     (tmp_path / "model.h5").write_bytes(b"")
     for path, word in [(tmp_path / "missing", "does not exist"),
                        (tmp_path / "folder", "without model.keras"),
-                       (tmp_path / "junk.keras", "cannot be loaded"),
+                       (tmp_path / "junk.keras", "is not a Keras model file"),
                        (tmp_path / "model.h5", "not a model")]:
         with pytest.raises(UserError, match=word):
             biax_keras.load_model(path)

@@ -153,6 +153,64 @@ def test_a_primer_is_continued(server):
     assert piece["primer_steps"] == 16 and piece["seconds"] == 4.0
 
 
+def test_the_studio_composes_as_biax_generate_does(server, tiny_model, tmp_path, capsys):
+    """A 60 bpm waltz primer stays a 60 bpm waltz: the studio and `biax generate`
+    share one compose flow, so the same settings write the same file."""
+    waltz = midi_bytes(PHRASE, tempo=1_000_000, time_signature=(3, 4))  # 4 quarters: 4 s
+    url, state = server
+    status, piece = post(url, {**SETTINGS, "seconds": "6", "primer": primer(waltz, "waltz.mid")})
+    assert status == 200, piece
+    assert piece["bpm"] == 60 and piece["time_signature"] == [3, 4]
+    assert piece["primer_steps"] == 16 and piece["seconds"] == 10.0  # 4 s of primer + 6 s
+    from_studio = get(url + piece["files"]["piece.mid"])[2]
+
+    (tmp_path / "waltz.mid").write_bytes(waltz)
+    out = tmp_path / "generated.mid"
+    code = cli.main(["generate", "--model", str(tiny_model), "--out", str(out), "--seconds", "6",
+                     "--seed", "3", "--primer", str(tmp_path / "waltz.mid"), "--json"])
+    assert code == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out)["seconds"] == 10.0
+    assert out.read_bytes() == from_studio
+
+    status, longer = post(url, {**SETTINGS, "seconds": "3", "continue": piece["piece"]})
+    assert status == 200 and longer["bpm"] == 60 and longer["time_signature"] == [3, 4]
+    assert longer["primer_steps"] == 40 and longer["seconds"] == 13.0
+
+
+def test_audio_answers_range_requests_and_dropped_connections_are_quiet(server, capsys):
+    import socket
+
+    url, _ = server
+    status, piece = post(url, SETTINGS)
+    assert status == 200, piece
+    wav = url + piece["files"]["piece.wav"]
+    with urllib.request.urlopen(wav, timeout=60) as whole:
+        size = len(whole.read())
+        assert whole.headers["Accept-Ranges"] == "bytes"
+    request = urllib.request.Request(wav, headers={"Range": "bytes=100-199"})
+    with urllib.request.urlopen(request, timeout=60) as part:
+        assert part.status == 206 and part.headers["Content-Range"] == f"bytes 100-199/{size}"
+        assert len(part.read()) == 100
+    # A browser that gives up on a download mid-way: the connection is reset.
+    host, port = url.removeprefix("http://").split(":")
+    for _ in range(3):
+        sock = socket.create_connection((host, int(port)))
+        sock.sendall(f"GET {piece['files']['piece.wav']} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        sock.close()
+    time.sleep(0.5)
+    assert get(url + "/api/models")[0] == 200
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "ConnectionResetError" not in err, err
+
+
+def test_any_seed_the_command_line_takes_the_studio_takes(server):
+    url, _ = server
+    for seed in ("-1", str(2**40)):
+        status, piece = post(url, {**SETTINGS, "seed": seed})
+        assert status == 200, piece
+
+
 @pytest.mark.parametrize("argv, message", [
     (["studio", "--model", "/no/such/model.keras"], "does not exist"),
     (["studio", "--port", "70000"], "a port is from 0 to 65535"),
@@ -182,6 +240,22 @@ fetch(document.getElementById("audio").src)
     done({rms: Math.sqrt(sum / x.length), seconds: audio.duration});
   })
   .catch((e) => done({error: String(e)}));
+"""
+
+
+SEEKABLE = """
+const done = arguments[arguments.length - 1];
+const audio = document.getElementById("audio");
+audio.preload = "auto";
+const started = Date.now();
+(function check() {
+  if (audio.readyState >= 1 && audio.seekable.length) {
+    audio.currentTime = 3;
+    done({end: audio.seekable.end(0), at: audio.currentTime});
+  } else if (Date.now() - started > 20000) {
+    done({error: "not seekable", readyState: audio.readyState, ranges: audio.seekable.length});
+  } else setTimeout(check, 100);
+})();
 """
 
 
@@ -249,6 +323,8 @@ def test_the_page_composes_in_chromium(studio_process, tmp_path):
         assert driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", image) >= 400
         heard = driver.execute_async_script(DECODE_AUDIO)
         assert "error" not in heard and heard["rms"] > 0.01 and heard["seconds"] >= 6, heard
+        seek = driver.execute_async_script(SEEKABLE)  # the player can jump into the piece
+        assert "error" not in seek and seek["end"] >= 6 and seek["at"] == 3, seek
         if os.environ.get("BIAX_STUDIO_SCREENSHOT"):
             driver.save_screenshot(os.environ["BIAX_STUDIO_SCREENSHOT"])
 

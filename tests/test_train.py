@@ -530,7 +530,7 @@ def bad_cases(prepared, tmp_path):
         (["--data", prepared, "--out", run, "--config", tmp_path / "missing.json"], "cannot read config"),
         (["--data", prepared, "--out", run, "--config", mismatch], "--num-notes 88"),
         (["--data", prepared, "--out", run, "--config", TINY, "--window", 500], "longer than every piece"),
-        (["--data", prepared, "--out", run, "--init", fake_model], "cannot be loaded as a Keras model"),
+        (["--data", prepared, "--out", run, "--init", fake_model], "is not a Keras model file"),
         (["--data", prepared, "--out", other], "holds other files"),
         (["--data", prepared, "--out", run, "--epochs", 0], "must be positive"),
         (["--data", prepared, "--out", run, "--sample-every", -1], "must be 0 or more"),

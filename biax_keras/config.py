@@ -1,0 +1,137 @@
+"""What a biaxial model is (`BiaxialConfig`), and how configs are read from JSON.
+
+Nothing here imports TensorFlow or Keras: the command line reads a model's
+config (from a `.keras` file, a run folder or an export) to check what a user
+asked for before TensorFlow starts, and `model.py` builds the network from it.
+"""
+
+import dataclasses
+import json
+import typing
+
+from biax_keras.errors import UserError
+
+
+@dataclasses.dataclass(frozen=True)
+class BiaxialConfig:
+    """What a biaxial model is: sizes, note range and representation.
+
+    Attributes:
+        time_units: units of each time-axis LSTM.
+        note_units: units of each note-axis LSTM.
+        dropout: dropout rate after every LSTM during training.
+        lowest_pitch: MIDI pitch of note index 0 of the training data.
+        num_notes: number of notes of the training data (the model itself runs
+            on any number).
+        steps_per_quarter: steps per quarter note of the training data.
+        beat_bits: binary digits of the bar-position feature (0: none).
+        pitch_position: whether the scaled MIDI pitch of each note is one of
+            its inputs (the original's "position"); without it only the pitch
+            class tells the network where it is on the keyboard.
+        play_only: train and score play alone (data without articulation,
+            such as the JSB Chorales benchmark).
+    """
+
+    time_units: typing.Tuple[int, ...] = (300, 300)
+    note_units: typing.Tuple[int, ...] = (100, 50)
+    dropout: float = 0.5
+    lowest_pitch: int = 24
+    num_notes: int = 78
+    steps_per_quarter: int = 4
+    beat_bits: int = 6
+    play_only: bool = False
+    pitch_position: bool = True
+
+    def __post_init__(self):
+        for name in ("time_units", "note_units"):
+            units = getattr(self, name)
+            if isinstance(units, int):
+                units = (units,)
+            if not units or not all(isinstance(u, int) and u > 0 for u in units):
+                raise UserError(f"{name} must be a list of positive whole numbers, got {units!r}")
+            object.__setattr__(self, name, tuple(units))
+        if not 0.0 <= self.dropout < 1.0:
+            raise UserError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        for name in ("num_notes", "steps_per_quarter"):
+            if getattr(self, name) <= 0:
+                raise UserError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if self.beat_bits < 0:
+            raise UserError(f"beat_bits must be 0 (no bar position) or more, got {self.beat_bits!r}")
+
+    @classmethod
+    def from_dict(cls, values):
+        """Builds a config from a dict, rejecting unknown keys and wrong types.
+
+        Raises:
+            UserError: for an unknown key or a value of the wrong type.
+        """
+        return cls(**checked_fields(cls, values, "model"))
+
+    def to_dict(self):
+        values = dataclasses.asdict(self)
+        values["time_units"] = list(self.time_units)
+        values["note_units"] = list(self.note_units)
+        return values
+
+    def to_json(self):
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_json(cls, text):
+        return cls.from_dict(json.loads(text))
+
+
+def checked_fields(cls, values, section):
+    """`values` checked against the annotated fields of the config dataclass `cls`.
+
+    JSON gives lists, whole numbers for floats, and null for optional values;
+    this accepts exactly those for each field's annotation (`bool`, `int`,
+    `float`, `Tuple[int, ...]`, `Optional[...]`) and nothing else, so a
+    config error is one line naming the key rather than a crash later.
+
+    Args:
+        cls: a dataclass (`BiaxialConfig`, `train.TrainConfig`).
+        values: the dict to check.
+        section: its name in the run config (`model`, `train`), for messages.
+
+    Returns:
+        dict of the values, with tuples for tuple fields and floats for floats.
+
+    Raises:
+        UserError: not a dict, an unknown key, or a value of the wrong type.
+    """
+    if not isinstance(values, dict):
+        raise UserError(f"the {section!r} config must be a JSON object, got {type(values).__name__}")
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(values) - set(hints))
+    if unknown:
+        raise UserError(f"unknown {section} config key(s) {', '.join(unknown)}; "
+                        f"known keys: {', '.join(hints)}")
+
+    def whole(value):
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    checked = {}
+    for name, value in values.items():
+        kind = hints[name]
+        optional = typing.get_origin(kind) is typing.Union and type(None) in typing.get_args(kind)
+        if optional:
+            kind = next(a for a in typing.get_args(kind) if a is not type(None))
+        if value is None and optional:
+            checked[name] = None
+            continue
+        if typing.get_origin(kind) is tuple:
+            ok = isinstance(value, (list, tuple)) and all(whole(v) for v in value)
+            value, expected = (tuple(value) if ok else value), "a list of whole numbers"
+        elif kind is bool:
+            ok, expected = isinstance(value, bool), "true or false"
+        elif kind is int:
+            ok, expected = whole(value), "a whole number"
+        else:  # float: a whole number is a fine float
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            value, expected = (float(value) if ok else value), "a number"
+        if not ok:
+            expected += " or null" if optional else ""
+            raise UserError(f"{section} config key {name!r} must be {expected}, got {value!r}")
+        checked[name] = value
+    return checked
