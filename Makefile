@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 JSB_DIR ?= ../shared/data/jsb
 DEMO_MODEL ?= saved_models/bach
 
-.PHONY: demo test test-slow install benchmark jsb bench-quality clean
+.PHONY: demo test test-all install benchmark jsb bench-quality clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,11 +43,15 @@ bench-quality: $(STAMP)
 benchmark: $(STAMP)
 	benchmarks/run.sh
 
+# The fast tier, after every change: unit tests and tiny models, no extra
+# processes, a few minutes.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
-test-slow: $(STAMP)
-	$(BIN)/python -m pytest -q -m slow
+# Everything: the fast tier and the slow one (training recipes, subprocesses,
+# kill -9 and resume, two workers, Beam, the browser page, shipped models).
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

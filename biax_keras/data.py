@@ -1227,7 +1227,7 @@ def make_dataset(directory, split, window=DEFAULT_WINDOW, batch_size=DEFAULT_BAT
     if not len(lengths):
         raise UserError(f"{directory} has no pieces in its {split} split; prepare it again "
                         f"from more pieces (its report.json lists the files that were "
-                        f"skipped and why), or with --split giving {split} a share")
+                        f"skipped and why)")
     longest = int(lengths.max())
     if longest < window:
         raise UserError(f"window {window} is longer than every piece in {split} "

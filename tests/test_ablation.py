@@ -6,7 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from test_quality_recipe import TINY, TINY_CONFIG
+
+# Training recipes, subprocesses and shipped models: the slow tier (`make test-all`).
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "ablation.py"

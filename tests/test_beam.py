@@ -10,6 +10,9 @@ import pytest
 from biax_keras import cli, data
 from biax_keras.errors import UserError
 
+# Training recipes, subprocesses and shipped models: the slow tier (`make test-all`).
+pytestmark = pytest.mark.slow
+
 HAS_BEAM = importlib.util.find_spec("apache_beam") is not None
 needs_beam = pytest.mark.skipif(not HAS_BEAM, reason="needs the beam extra (apache-beam)")
 

@@ -349,6 +349,7 @@ def test_generate_wav_failure_keeps_the_midi_and_says_where(tiny_model, tmp_path
 # ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("first", ["biax_keras", "keras"])
 @pytest.mark.parametrize("folder", SAVED_MODELS, ids=[p.name for p in SAVED_MODELS])
 def test_keras_load_model_safe_mode_after_import_biax_keras(folder, first):
@@ -386,6 +387,7 @@ def test_xla_cache_folder_follows_the_environment(monkeypatch, tmp_path):
     assert cli.xla_cache_folder().startswith(str(tmp_path / "cache" / "biax_keras" / "xla-tf"))
 
 
+@pytest.mark.slow
 def test_generate_reuses_compiled_programs_and_composes_the_same(tiny_model, tmp_path):
     cache = tmp_path / "xla"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **{cli.XLA_CACHE_ENV: str(cache)})

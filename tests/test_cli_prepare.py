@@ -15,6 +15,7 @@ from biax_keras import cli, data
 from conftest import PHRASE, midi_bytes
 
 
+@pytest.mark.slow
 def test_prepare_mixed_folder_exits_0_with_json_report(broken_midi_folder, tmp_path):
     folder, good, bad = broken_midi_folder
     out = tmp_path / "out"

@@ -189,6 +189,7 @@ def test_bach_handful_of_chorales(tmp_path):
     assert roll.shape[1:] == (78, 2) and roll[..., 1].sum() > 0 and beat.max() <= 15
 
 
+@pytest.mark.slow
 def test_bach_every_chorale(tmp_path):
     report = data.prepare("bach", tmp_path / "bach")
     assert len(report["read"]) >= 340

@@ -12,6 +12,9 @@ import pytest
 
 from biax_keras import render
 
+# Training recipes, subprocesses and shipped models: the slow tier (`make test-all`).
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

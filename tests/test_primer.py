@@ -213,6 +213,7 @@ def _readme_block(start, language):
     return text[begin:text.index("```", at)]
 
 
+@pytest.mark.slow
 def test_readme_primer_examples(tmp_path, write_midi):
     import shlex
     import subprocess

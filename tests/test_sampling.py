@@ -378,6 +378,7 @@ _OUTSIDE_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_exported_model_generates_without_the_package(model, saved, tmp_path):
     out = tmp_path / "exported"
     assert cli.main(["export", "--model", str(saved), "--out", str(out)]) == 0

@@ -13,6 +13,9 @@ import pytest
 
 import biax_keras
 
+# Training recipes, subprocesses and shipped models: the slow tier (`make test-all`).
+pytestmark = pytest.mark.slow
+
 SAVED = Path(__file__).resolve().parent.parent / "saved_models"
 SHIPPED = {
     # folder: (lowest pitch, notes, steps per quarter, play only)

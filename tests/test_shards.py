@@ -115,17 +115,17 @@ def test_a_folder_of_the_single_file_format_still_reads(sharded, tmp_path):
     assert windows(old) == windows(out)
 
 
-def test_an_unknown_format_version_says_how_to_prepare_again(sharded, tmp_path):
+def test_an_unknown_format_version_says_how_to_prepare_again(sharded, tmp_path, capsys):
+    from biax_keras import cli
+
     out, _ = sharded
     future = tmp_path / "future"
     shutil.copytree(out, future)
     meta = json.loads((future / "meta.json").read_text())
     (future / "meta.json").write_text(json.dumps(dict(meta, version=99)))
-    result = subprocess.run(
-        [sys.executable, "-m", "biax_keras.cli", "train", "--data", str(future),
-         "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2
-    assert result.stderr.splitlines() == [
+    code = cli.main(["train", "--data", str(future), "--out", str(tmp_path / "run")])
+    assert code == 2
+    assert capsys.readouterr().err.splitlines() == [
         f"biax train: error: {future} was prepared in format version 99, this biax_keras "
         f"reads versions 1, 2; prepare it again with `biax prepare SOURCE --out {future}`"]
 

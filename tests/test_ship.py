@@ -14,6 +14,9 @@ from biax_keras import train
 from test_train import _Crash
 from test_train_options import prepared, with_train  # noqa: F401  (the fixture)
 
+# Training recipes, subprocesses and shipped models: the slow tier (`make test-all`).
+pytestmark = pytest.mark.slow
+
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "ship.py"
 
 

@@ -301,6 +301,7 @@ def wait_for_error(driver, timeout=120):
     return WebDriverWait(driver, timeout).until(lambda d: d.find_element("id", "error").text)
 
 
+@pytest.mark.slow
 def test_the_page_composes_in_chromium(studio_process, tmp_path):
     url, _ = studio_process
     bad = tmp_path / "not_midi.mid"

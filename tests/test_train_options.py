@@ -226,5 +226,6 @@ def test_training_on_data_with_an_empty_valid_split_is_one_line(tmp_path, capsys
                      "--window", "8"])
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"biax train: error: {out} has no pieces in its valid split"]
+    assert err == [f"biax train: error: {out} has no pieces in its valid split; prepare it again "
+                   f"from more pieces (its report.json lists the files that were skipped and why)"]
     assert not (tmp_path / "run").exists()
