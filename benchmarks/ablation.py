@@ -73,7 +73,7 @@ def latest_result(folder, split="valid"):
 
 def history_epochs(run):
     """`(epochs trained, best epoch counted from 1)` from the run's history.csv."""
-    from biax_keras import runs
+    from biax_keras.train import runs
 
     history = runs.valid_history(run)
     return (max(history) + 1 if history else None), runs.best_epoch(run)[1]
@@ -133,7 +133,7 @@ def collect(runs, dataset, variants, recorded=None):
 
     `recorded` (variant -> {seed: score}, as `recorded_seeds` reads it) fills in
     the seeds that have no scored run folder under `runs`."""
-    from biax_keras.runs import training_seconds
+    from biax_keras.train.runs import training_seconds
 
     recorded = recorded or {}
     rows = []

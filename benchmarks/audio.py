@@ -4,7 +4,7 @@
 
 For each synthesizer `biax render` can use here (the midirenderer soundfont
 synthesizer, FluidSynth, sine waves) it reports the median wall time of
-`render.synthesize` over the repeats, the audio's length, its RMS level
+`audio.synthesize` over the repeats, the audio's length, its RMS level
 after normalization and the share of its energy above 1.5 kHz (overtones: a
 piano has them, sine waves of chorale pitches have next to none). One JSON
 object on stdout.
@@ -22,14 +22,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from biax_keras import render  # noqa: E402
+from biax_keras.music import audio  # noqa: E402
 
 
 def measure(midi, synth, repeats):
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
-        samples, rate, used = render.synthesize(midi, synth)
+        samples, rate, used = audio.synthesize(midi, synth)
         times.append(time.perf_counter() - started)
     mono = samples.mean(axis=1).astype(np.float64)
     power = np.abs(np.fft.rfft(mono)) ** 2
@@ -52,9 +52,9 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     synths = ["sine"]
-    if render.soundfont_synth_available():
+    if audio.soundfont_synth_available():
         synths.insert(0, "soundfont")
-    if render.fluidsynth_available():
+    if audio.fluidsynth_available():
         synths.insert(1, "fluidsynth")
     result = {
         "midi": args.midi,

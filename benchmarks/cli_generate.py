@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 _PHASES = r"""
 import json, sys, time
 t0 = time.perf_counter()
-from biax_keras import cli
+from biax_keras.app import cli
 cli._quiet_tensorflow()
 cli._persistent_xla_cache()
 cli._import_tensorflow_quietly()
@@ -51,7 +51,7 @@ try:  # the sampler's module, before and after it was named sampling
     import biax_keras.sampling as generate
 except ImportError:
     import biax_keras.generate as generate
-from biax_keras import representation
+from biax_keras.music import representation
 t2 = time.perf_counter()
 model = biax_keras.load_model(sys.argv[1])
 t3 = time.perf_counter()
@@ -70,7 +70,7 @@ print(json.dumps({"import_tensorflow": t1 - t0, "import_keras_note_seq_biax": t2
 
 
 def _command(seconds, model, out):
-    return [sys.executable, "-m", "biax_keras.cli", "generate", "--model", model,
+    return [sys.executable, "-m", "biax_keras.app.cli", "generate", "--model", model,
             "--out", out, "--seconds", str(seconds)]
 
 

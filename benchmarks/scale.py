@@ -46,10 +46,12 @@ CHORDS = [(0, 4, 7), (5, 9, 12), (7, 11, 14), (9, 12, 16), (2, 5, 9)]
 STREAM_SHUFFLE_BYTES = 8 * 2**20
 TRAIN_CHILD = f"""
 import sys
-from biax_keras import cli, data
+from biax_keras import data
+from biax_keras.app import cli
+from biax_keras.data import pipeline
 if sys.argv[1] == "stream":
-    data.CACHE_BUDGET_BYTES = 0
-    data.SHUFFLE_BUFFER_BYTES = {STREAM_SHUFFLE_BYTES}
+    pipeline.CACHE_BUDGET_BYTES = 0
+    pipeline.SHUFFLE_BUFFER_BYTES = {STREAM_SHUFFLE_BYTES}
 sys.exit(cli.main(sys.argv[2:]))
 """
 
@@ -155,7 +157,7 @@ def run_size(args, count):
     result = {"files": count}
 
     local = work / f"prepared-{count}"
-    prepare = ["-m", "biax_keras.cli", "prepare", str(midi), "--out", str(local), "--json"]
+    prepare = ["-m", "biax_keras.app.cli", "prepare", str(midi), "--out", str(local), "--json"]
     if args.workers:
         prepare += ["--workers", str(args.workers)]
     seconds, peak, out = measure([args.python, *prepare], env)
@@ -170,7 +172,7 @@ def run_size(args, count):
 
     if args.beam_python:
         beam_out = work / f"prepared-beam-{count}"
-        command = [args.beam_python, "-m", "biax_keras.cli", "prepare", str(midi),
+        command = [args.beam_python, "-m", "biax_keras.app.cli", "prepare", str(midi),
                    "--out", str(beam_out), "--runner", "DirectRunner", "--json"]
         if args.workers:
             command.append(f"--direct_num_workers={args.workers}")

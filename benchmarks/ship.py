@@ -47,8 +47,8 @@ def main(argv=None):
     import keras
 
     import biax_keras  # noqa: F401  (registers the model's classes)
-    from biax_keras import runs
     from biax_keras.files import write_atomic
+    from biax_keras.train import runs
 
     # A checkpoint being rewritten by the training is read from a copy.
     with tempfile.TemporaryDirectory() as scratch:

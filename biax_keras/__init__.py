@@ -28,7 +28,7 @@ __version__ = "0.1.0"
 
 # The module whose import registers every custom class with Keras
 # (`@keras.saving.register_keras_serializable(package="biax_keras")`).
-_REGISTERING_MODULE = "biax_keras.model"
+_REGISTERING_MODULE = "biax_keras.nn.model"
 
 
 class _RegisterWhenKerasLoads(_importlib_abc.MetaPathFinder):
@@ -65,7 +65,21 @@ class _RegisteringLoader:
 
     def exec_module(self, module):
         self._loader.exec_module(module)
-        _importlib.import_module(_REGISTERING_MODULE)
+        if not _importing_the_network():
+            _importlib.import_module(_REGISTERING_MODULE)
+
+
+def _importing_the_network():
+    """Whether Keras is loading for one of our own network modules, mid-import.
+
+    Then the registering module must not be imported now (it imports that
+    very module, half made); the classes register as their modules finish.
+    """
+    for name, module in list(_sys.modules.items()):
+        spec = getattr(module, "__spec__", None)
+        if name.startswith(__name__ + ".") and getattr(spec, "_initializing", False):
+            return True
+    return False
 
 
 def _register_with_keras():
@@ -76,6 +90,51 @@ def _register_with_keras():
 
 
 _register_with_keras()
+
+# The package is arranged by pipeline stage (music/, data/, nn/, generation/,
+# train/, app/); these modules were once at its top. Their old import paths
+# (`from biax_keras import representation`, `from biax_keras.primer import
+# read_primer`, ...) import the same module objects from their new homes.
+_MOVED = {
+    "representation": "biax_keras.music.representation",
+    "primer": "biax_keras.music.primer",
+    "sampling": "biax_keras.generation.sampling",
+    "compose": "biax_keras.generation.compose",
+    "export": "biax_keras.generation.export",
+    "model": "biax_keras.nn.model",
+    "config": "biax_keras.nn.config",
+    "beam": "biax_keras.data.beam",
+    "runs": "biax_keras.train.runs",
+    "evaluate": "biax_keras.app.evaluate",
+    "cli": "biax_keras.app.cli",
+    "studio": "biax_keras.app.studio",
+}
+
+
+class _MovedModuleFinder(_importlib_abc.MetaPathFinder, _importlib_abc.Loader):
+    """Finds `biax_keras.OLD` for a moved module: the module at its new home."""
+
+    def find_spec(self, name, path=None, target=None):
+        package, _, old = name.rpartition(".")
+        if package != __name__ or old not in _MOVED:
+            return None
+        return _importlib_util.spec_from_loader(name, self)
+
+    def create_module(self, spec):
+        return _importlib.import_module(_MOVED[spec.name.rpartition(".")[2]])
+
+    def exec_module(self, module):
+        pass  # already executed at its new home
+
+
+def __getattr__(name):  # `biax_keras.representation` after `import biax_keras`
+    if name in _MOVED:
+        return _importlib.import_module(_MOVED[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+if not any(isinstance(f, _MovedModuleFinder) for f in _sys.meta_path):
+    _sys.meta_path.append(_MovedModuleFinder())
 
 # What a run folder holds once training has finished.
 RUN_MODEL_FILE = "model.keras"
@@ -98,7 +157,7 @@ def load_model(path):
     """
     kind, path = model_file(path)
     if kind == "saved_model":
-        from biax_keras import export
+        from biax_keras.generation import export
 
         return export.ExportedModel(path)
     return _load_keras_file(path)
@@ -158,15 +217,15 @@ def model_config(path):
     import json
     import zipfile
 
-    from biax_keras.config import BiaxialConfig
     from biax_keras.errors import UserError
+    from biax_keras.nn.config import BiaxialConfig
 
     kind, path = model_file(path)
     if kind == "keras":
         _check_keras_archive(path)
     try:
         if kind == "saved_model":
-            from biax_keras.export import CONFIG_FILE
+            from biax_keras.generation.export import CONFIG_FILE
 
             with open(_os.path.join(path, CONFIG_FILE)) as f:
                 values = json.load(f)["config"]
@@ -195,8 +254,8 @@ def _load_keras_file(path):
 
     import keras
 
-    from biax_keras import model as model_lib  # registers the custom classes
     from biax_keras.errors import UserError
+    from biax_keras.nn import model as model_lib  # registers the custom classes
 
     _check_keras_archive(path)
     try:
@@ -210,22 +269,22 @@ def _load_keras_file(path):
 
 
 def generate(model, steps, **kwargs):
-    """Compose one piece; see `biax_keras.sampling.generate` for the arguments.
+    """Compose one piece; see `biax_keras.generation.sampling.generate` for the arguments.
 
     Returns:
         np.uint8 roll `(primer steps + steps, notes, 2)`.
     """
-    from biax_keras import sampling
+    from biax_keras.generation import sampling
 
     return sampling.generate(model, steps, **kwargs)
 
 
 def generate_batch(model, num_samples, steps, **kwargs):
-    """Compose `num_samples` pieces in parallel; see `biax_keras.sampling.generate_batch`.
+    """Compose `num_samples` pieces in parallel; see `biax_keras.generation.sampling.generate_batch`.
 
     Returns:
         np.uint8 rolls `(num_samples, primer steps + steps, notes, 2)`.
     """
-    from biax_keras import sampling
+    from biax_keras.generation import sampling
 
     return sampling.generate_batch(model, num_samples, steps, **kwargs)

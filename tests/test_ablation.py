@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from test_quality_recipe import TINY, TINY_CONFIG
 
 # Training recipes, subprocesses and shipped models: the slow tier (`make test-all`).
@@ -121,7 +120,7 @@ def test_every_listed_variant_is_a_valid_config_that_changes_the_recipe():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import ablation
 
-    from biax_keras.train import resolve_config
+    from biax_keras.train.config import resolve_config
 
     variants = json.loads(ablation.VARIANTS.read_text())
     assert "base" in variants and all(v.get("change") for v in variants.values())

@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from biax_keras import cli, data
+from biax_keras import data
+from biax_keras.app import cli
 from biax_keras.errors import UserError
 
 # Training recipes, subprocesses and shipped models: the slow tier (`make test-all`).
@@ -34,7 +35,7 @@ def without_seconds(report):
 def test_the_direct_runner_writes_the_same_records_and_report(broken_midi_folder, tmp_path):
     folder, good, bad = broken_midi_folder
     local = data.prepare(folder, tmp_path / "local", workers=1, shards=2)
-    command = [sys.executable, "-m", "biax_keras.cli", "prepare", str(folder),
+    command = [sys.executable, "-m", "biax_keras.app.cli", "prepare", str(folder),
                "--out", str(tmp_path / "beam"), "--shards", "2", "--runner", "DirectRunner",
                "--direct_num_workers=2", "--json"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)

@@ -1,15 +1,20 @@
-"""`biax benchmark train`: runs on tiny shapes and reports consistent numbers."""
+"""`biax benchmark train` (benchmarks/speed/train.py): runs on tiny shapes and reports
+consistent numbers."""
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
-from biax_keras import cli
-from biax_keras.bench import train as bench
-from biax_keras.model import BiaxialConfig
+from biax_keras.app import cli
+from biax_keras.nn.config import BiaxialConfig
 
-TINY = Path(__file__).resolve().parents[1] / "training" / "configs" / "tiny.json"
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from benchmarks.speed import train as bench  # noqa: E402
+
+TINY = ROOT / "training" / "configs" / "tiny.json"
 
 
 def test_flop_count_of_the_default_config():

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 import biax_keras
-from biax_keras import cli, render
+from biax_keras.app import cli
+from biax_keras.app import render as render_command
+from biax_keras.music import audio
 
 ROOT = Path(__file__).resolve().parents[1]
 SAVED_MODELS = sorted(p for p in (ROOT / "saved_models").iterdir() if (p / "model.keras").is_file())
@@ -39,7 +41,7 @@ def _flags_named(text):
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    from biax_keras.model import BiaxialConfig, build_model
+    from biax_keras.nn.model import BiaxialConfig, build_model
 
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
     build_model(BiaxialConfig(time_units=(6,), note_units=(5,), lowest_pitch=48,
@@ -83,7 +85,7 @@ def test_help_shows_defaults(command, shown, capsys):
 
 _CHECK_SCRIPT = textwrap.dedent("""
     import json, sys
-    from biax_keras import cli
+    from biax_keras.app import cli
     codes = [cli.main(argv) for argv in json.loads(sys.argv[1])]
     print(json.dumps({"codes": codes, "tensorflow": "tensorflow" in sys.modules}))
 """)
@@ -175,7 +177,7 @@ def test_a_too_long_primer_names_no_flag_generate_lacks(tiny_model, write_midi, 
 def test_render_skip_reasons_name_no_flag_render_lacks(write_midi, tmp_path):
     write_midi("ok.mid")
     write_midi("far.mid", [(60, 0, 1), (60, 4_000_000, 4_000_001)])
-    result = render.render([tmp_path], to=("png",))
+    result = render_command.render([tmp_path], to=("png",))
     reason, = [s["reason"] for s in result["skipped"]]
     assert "too long" in reason and _flags_named(reason) <= _flags_of("render"), reason
 
@@ -198,7 +200,7 @@ def _jsb_file(path, steps=8):
 
 def _exported_stand_in(folder, config):
     """What `biax export` writes that the checks before TensorFlow read (not a real SavedModel)."""
-    from biax_keras import export
+    from biax_keras.generation import export
 
     (folder / "assets.extra").mkdir(parents=True)
     (folder / "saved_model.pb").write_bytes(b"")
@@ -302,7 +304,7 @@ def test_ctrl_c_while_rendering_names_the_files_finished(tiny_model, tmp_path, c
             raise KeyboardInterrupt
         Path(wav).write_bytes(b"RIFF")
 
-    monkeypatch.setattr(render, "render_wav", render_then_interrupt)
+    monkeypatch.setattr(audio, "render_wav", render_then_interrupt)
     code = cli.main(["generate", "--model", str(tiny_model), "--out", str(tmp_path / "p.mid"),
                      "--steps", "16", "--num-samples", "2", "--wav"])
     line, = capsys.readouterr().err.strip().splitlines()
@@ -315,8 +317,8 @@ def test_ctrl_c_while_rendering_names_the_files_finished(tiny_model, tmp_path, c
 def test_generate_wav_without_a_synthesizer_writes_the_midi_and_sine_audio(
         tiny_model, tmp_path, capsys, caplog, monkeypatch):
     pytest.importorskip("pretty_midi")
-    monkeypatch.setattr(render, "soundfont_synth_available", lambda: False)
-    monkeypatch.setattr(render, "fluidsynth_available", lambda: False)
+    monkeypatch.setattr(audio, "soundfont_synth_available", lambda: False)
+    monkeypatch.setattr(audio, "fluidsynth_available", lambda: False)
     out = tmp_path / "piece.mid"
     code = cli.main(["generate", "--model", str(tiny_model), "--out", str(out), "--steps", "16",
                      "--wav", "--json"])
@@ -333,7 +335,7 @@ def test_generate_wav_failure_keeps_the_midi_and_says_where(tiny_model, tmp_path
     def broken(*args, **kwargs):
         raise RuntimeError("the synthesizer fell over")
 
-    monkeypatch.setattr(render, "render_wav", broken)
+    monkeypatch.setattr(audio, "render_wav", broken)
     out = tmp_path / "piece.mid"
     code = cli.main(["generate", "--model", str(tiny_model), "--out", str(out), "--steps", "16",
                      "--num-samples", "2", "--wav"])
@@ -394,7 +396,7 @@ def test_generate_reuses_compiled_programs_and_composes_the_same(tiny_model, tmp
     pieces = []
     for run in ("cold", "warm"):
         out = tmp_path / f"{run}.mid"
-        done = subprocess.run([sys.executable, "-m", "biax_keras.cli", "generate", "--model",
+        done = subprocess.run([sys.executable, "-m", "biax_keras.app.cli", "generate", "--model",
                                str(tiny_model), "--out", str(out), "--steps", "32", "--seed", "5"],
                               capture_output=True, text=True, timeout=300, env=env)
         assert done.returncode == 0, done.stderr[-2000:]

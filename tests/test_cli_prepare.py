@@ -10,9 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
-
-from biax_keras import cli, data
 from conftest import PHRASE, midi_bytes
+
+from biax_keras import data
+from biax_keras.app import cli
+from biax_keras.data import records
 
 
 @pytest.mark.slow
@@ -20,7 +22,7 @@ def test_prepare_mixed_folder_exits_0_with_json_report(broken_midi_folder, tmp_p
     folder, good, bad = broken_midi_folder
     out = tmp_path / "out"
     done = subprocess.run(
-        [sys.executable, "-m", "biax_keras.cli", "prepare", str(folder), "--out", str(out), "--json"],
+        [sys.executable, "-m", "biax_keras.app.cli", "prepare", str(folder), "--out", str(out), "--json"],
         capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)  # exactly one JSON object on stdout
@@ -129,7 +131,7 @@ def test_splits_are_chosen_among_the_pieces_that_could_be_read(tmp_path, capsys,
     assert "splitting the 6 pieces read again" in caplog.text
     first = _pieces_by_split(tmp_path / "a")
     assert {k: len(v) for k, v in first.items()} == report["pieces"]
-    lengths = json.loads((tmp_path / "a" / data.LENGTHS_FILE).read_text())
+    lengths = json.loads((tmp_path / "a" / records.LENGTHS_FILE).read_text())
     assert {k: len(v) for k, v in lengths.items()} == report["pieces"]
     assert sum(report["steps"].values()) == 6 * 16
     # Deterministic: the same folder and seed give the same splits.
@@ -172,7 +174,7 @@ def test_sigterm_during_prepare_leaves_nothing_behind(tmp_path):
     for i in range(600):
         (folder / f"piece{i:03d}.mid").write_bytes(midi_bytes([(60 + i % 12, 0, 2), (64, 2, 4)]))
     process = subprocess.Popen(
-        [sys.executable, "-m", "biax_keras.cli", "prepare", str(folder), "--out",
+        [sys.executable, "-m", "biax_keras.app.cli", "prepare", str(folder), "--out",
          str(tmp_path / "out"), "--workers", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120

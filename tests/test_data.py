@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import PHRASE, midi_bytes
 
 from biax_keras import data
-from biax_keras import representation as rep
 from biax_keras.errors import UserError
-from conftest import PHRASE, midi_bytes
+from biax_keras.music import representation as rep
 
 JSB_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "jsb"
 REPORT_KEYS = {"read", "skipped", "notes_dropped", "pieces", "steps", "seconds"}
@@ -45,7 +45,7 @@ def test_prepare_reads_good_files_and_skips_every_bad_kind(broken_midi_folder, t
         "train-00000-of-00001.tfrecord", "valid-00000-of-00001.tfrecord"]
     assert json.loads((out / "report.json").read_text()) == report
     meta = data.load_meta(out)
-    assert meta == {"format": "biax_keras.prepared", "version": 2, "steps_per_quarter": 4,
+    assert meta == {"format": "biax_keras.data.records", "version": 2, "steps_per_quarter": 4,
                     "lowest_pitch": 24, "num_notes": 78, "play_only": False,
                     "source": str(folder), "shards": {"train": 1, "valid": 1, "test": 1}}
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folders left

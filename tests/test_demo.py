@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from biax_keras import render
+from biax_keras.music import audio, pictures
 
 # Training recipes, subprocesses and shipped models: the slow tier (`make test-all`).
 pytestmark = pytest.mark.slow
@@ -31,7 +31,7 @@ def demo_commands():
     return commands
 
 
-@pytest.mark.skipif(not render.soundfont_synth_available(),
+@pytest.mark.skipif(not audio.soundfont_synth_available(),
                     reason="the midirenderer wheel is not installed")
 def test_make_demo_writes_a_piano_wav_and_a_readable_png(tmp_path):
     commands = demo_commands()
@@ -50,7 +50,7 @@ def test_make_demo_writes_a_piano_wav_and_a_readable_png(tmp_path):
         assert (out / name).is_file() and f"out/{name}" in "".join(printed), name
     assert "SINE" not in "".join(printed)
 
-    samples, rate = render.read_wav(str(out / "demo.wav"))
+    samples, rate = audio.read_wav(str(out / "demo.wav"))
     assert 29.5 <= len(samples) / rate <= 33
     mono = samples.mean(axis=1).astype(np.float64)
     assert np.sqrt(np.mean(mono ** 2)) > 0.05  # well above silence
@@ -66,9 +66,9 @@ def test_make_demo_writes_a_piano_wav_and_a_readable_png(tmp_path):
     picture = image.imread(out / "demo.png")[..., :3]
     assert 1200 <= picture.shape[1] <= 2000 and 250 <= picture.shape[0] <= 600
     colours = {tuple(np.round(c, 2)) for c in picture.reshape(-1, 3)[::7]}
-    assert tuple(np.round(render._STRUCK, 2)) in colours or any(
-        np.abs(np.array(c) - render._STRUCK).max() < 0.02 for c in colours)
-    assert any(np.abs(np.array(c) - render._HELD).max() < 0.02 for c in colours)
+    assert tuple(np.round(pictures._STRUCK, 2)) in colours or any(
+        np.abs(np.array(c) - pictures._STRUCK).max() < 0.02 for c in colours)
+    assert any(np.abs(np.array(c) - pictures._HELD).max() < 0.02 for c in colours)
 
 
 def test_make_demo_prepares_once_and_runs_again(tmp_path):

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from keras import ops
 
-from biax_keras import evaluate
-from biax_keras.model import BiaxialConfig
+from biax_keras.app import evaluate
+from biax_keras.nn.model import BiaxialConfig
 
 
 class FixedProbabilities(keras.Model):
@@ -80,7 +80,7 @@ def test_first_step_is_predicted_from_silence():
 
 def test_padding_does_not_change_scores():
     """Pieces of different lengths scored together equal pieces scored alone."""
-    from biax_keras.model import build_model
+    from biax_keras.nn.model import build_model
 
     model = build_model(BiaxialConfig(time_units=(6,), note_units=(5,), num_notes=8), compile=False)
     rng = np.random.default_rng(3)
@@ -142,7 +142,7 @@ def jsb_file(tmp_path_factory):
 
 
 def _tiny_model_file(folder, **config):
-    from biax_keras.model import build_model
+    from biax_keras.nn.model import build_model
 
     keras.utils.set_random_seed(3)
     values = dict(time_units=(6,), note_units=(5,), dropout=0.0, lowest_pitch=21,
@@ -156,7 +156,7 @@ def _tiny_model_file(folder, **config):
 def _evaluate_cli(capsys, *flags):
     import json
 
-    from biax_keras import cli
+    from biax_keras.app import cli
 
     code = cli.main(["evaluate", *map(str, flags), "--json"])
     captured = capsys.readouterr()
@@ -164,7 +164,7 @@ def _evaluate_cli(capsys, *flags):
 
 
 def test_cli_scores_a_jsb_file_and_its_export_agrees(jsb_file, tmp_path, capsys):
-    from biax_keras import cli
+    from biax_keras.app import cli
 
     model_path = _tiny_model_file(tmp_path)
     code, result, _ = _evaluate_cli(capsys, "--model", model_path, "--data", jsb_file,
@@ -201,7 +201,7 @@ def test_cli_per_piece_names_and_scores_every_piece(jsb_file, tmp_path, capsys):
     code, plain, _ = _evaluate_cli(capsys, "--model", model_path, "--data", jsb_file)
     assert "per_piece" not in plain and plain["frame_nll"] == pytest.approx(result["frame_nll"])
 
-    from biax_keras import cli
+    from biax_keras.app import cli
 
     assert cli.main(["evaluate", "--model", str(model_path), "--data", str(jsb_file),
                      "--per-piece"]) == 0

@@ -4,14 +4,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from biax_keras import representation as rep
-from biax_keras.layers import (
-    NoteAxisLSTM,
-    NoteFeatures,
-    PlayArticulateHead,
-    TimeAxisLSTM,
-    note_feature_size,
-)
+from biax_keras.music import representation as rep
+from biax_keras.nn.note_axis_lstm import NoteAxisLSTM
+from biax_keras.nn.note_features import NoteFeatures, note_feature_size
+from biax_keras.nn.play_articulate_head import PlayArticulateHead
+from biax_keras.nn.time_axis_lstm import TimeAxisLSTM
 
 LOWEST = 24
 NOTES = 78
@@ -175,7 +172,7 @@ def test_dropout_only_while_training():
 
 @pytest.mark.parametrize("rate", [0.5, 0.3])
 def test_byte_dropout_keeps_the_expected_value(rate):
-    from biax_keras.layers import _ByteDropout
+    from biax_keras.nn.lstm_stack import _ByteDropout
 
     layer = _ByteDropout(rate, seed=1)
     x = np.ones((10, 100, 101), "float32")  # not a multiple of 4 elements

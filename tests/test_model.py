@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from biax_keras.errors import UserError
-from biax_keras.layers import note_feature_size
-from biax_keras.model import (
+from biax_keras.nn.model import (
     BiaxialConfig,
     BiaxialModel,
     FrameNLL,
@@ -17,7 +16,8 @@ from biax_keras.model import (
     NoteOnRate,
     build_model,
 )
-from biax_keras.train import TrainConfig, resolve_config
+from biax_keras.nn.note_features import note_feature_size
+from biax_keras.train.config import TrainConfig, resolve_config
 
 TINY = BiaxialConfig(time_units=(6,), note_units=(5, 4), dropout=0.0)
 

@@ -4,8 +4,9 @@ import os
 import numpy as np
 import pytest
 
-from biax_keras import cli, musicstats
+from biax_keras.app import cli
 from biax_keras.errors import UserError
+from biax_keras.music import copies, plots, statistics
 
 # Rolls here span MIDI 0..127 (lowest_pitch 0, as the statistics read files)
 # unless a test says otherwise.
@@ -40,7 +41,7 @@ def _random_roll(rng, steps, density=0.04, low=36, high=96):
 def test_polyphony_silence_and_range():
     # Steps 0-3: C-E-G; steps 4-5: silent; steps 6-7: C alone; 8 steps in all.
     roll = _roll(8, [(60, 0, 4), (64, 0, 4), (67, 0, 4), (48, 6, 2)])
-    stats = musicstats.piece_statistics(roll)
+    stats = statistics.piece_statistics(roll)
     assert stats["steps"] == 8
     assert stats["polyphony_mean"] == pytest.approx((4 * 3 + 2 * 1) / 8)
     assert stats["polyphony_mean_sounding"] == pytest.approx((4 * 3 + 2 * 1) / 6)
@@ -57,7 +58,7 @@ def test_pitch_range_mean_is_over_pieces_and_silent_pieces_count_as_steps():
     a = _roll(4, [(60, 0, 1), (72, 1, 1)])  # range 12
     b = _roll(4, [(40, 0, 1), (42, 0, 1)])  # range 2
     silent = np.zeros((4, NOTES, 2), np.uint8)
-    stats = musicstats.set_statistics([a, b, silent])
+    stats = statistics.set_statistics([a, b, silent])
     assert stats["pieces"] == 3
     assert stats["pitch_range_mean"] == pytest.approx(7.0)
     assert (stats["pitch_lowest"], stats["pitch_highest"]) == (40, 72)
@@ -72,7 +73,7 @@ def test_note_lengths_tell_held_from_restruck_notes():
     roll[0:6, 64] = [[1, 1], [1, 0], [1, 1], [1, 0], [1, 0], [1, 0]]  # 2 then 4
     roll[0:8, 67, 0] = 1  # held to the end with no articulation at all: one note of 8
     roll[0:8, 67, 1] = 0
-    stats = musicstats.piece_statistics(roll)
+    stats = statistics.piece_statistics(roll)
     hist = dict(zip(stats["note_length_histogram"]["bins"], stats["note_length_histogram"]["counts"]))
     assert hist == {"1": 4, "2": 1, "3": 0, "4": 2, "5-6": 0, "7-8": 1,
                     "9-12": 0, "13-16": 0, "17+": 0}
@@ -82,7 +83,7 @@ def test_note_lengths_tell_held_from_restruck_notes():
 
 def test_note_length_bins_cover_long_notes():
     roll = _roll(40, [(60, 0, 16), (62, 0, 17), (64, 0, 40), (65, 0, 5)])
-    counts = musicstats.piece_statistics(roll)["note_length_histogram"]["counts"]
+    counts = statistics.piece_statistics(roll)["note_length_histogram"]["counts"]
     assert counts == [0, 0, 0, 0, 1, 0, 0, 1, 2]
 
 
@@ -90,7 +91,7 @@ def test_play_only_rolls_count_a_note_per_stretch_of_play():
     play = np.zeros((6, NOTES), np.uint8)
     play[0:2, 60] = 1
     play[3:6, 60] = 1
-    stats = musicstats.piece_statistics(play)
+    stats = statistics.piece_statistics(play)
     assert stats["notes"] == 2
     assert stats["note_length_histogram"]["counts"][1:3] == [1, 1]
 
@@ -98,7 +99,7 @@ def test_play_only_rolls_count_a_note_per_stretch_of_play():
 def test_pitch_class_histogram_counts_onsets_not_sounding_steps():
     # C held 8 steps, E struck twice, C an octave up once: C 2 onsets, E 2.
     roll = _roll(8, [(60, 0, 8), (64, 0, 2), (64, 4, 2), (72, 6, 1)])
-    hist = musicstats.piece_statistics(roll)["pitch_class_histogram"]
+    hist = statistics.piece_statistics(roll)["pitch_class_histogram"]
     assert hist["bins"][0] == "C" and hist["bins"][4] == "E"
     assert hist["counts"] == [2, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]
     assert hist["shares"][0] == pytest.approx(0.5)
@@ -107,14 +108,14 @@ def test_pitch_class_histogram_counts_onsets_not_sounding_steps():
 def test_pitch_class_follows_lowest_pitch():
     # Note 0 of a roll from MIDI 21 (A0) is pitch class A.
     roll = _roll(2, [(0, 0, 1), (3, 1, 1)], num_notes=88)
-    hist = musicstats.piece_statistics(roll, lowest_pitch=21)["pitch_class_histogram"]
+    hist = statistics.piece_statistics(roll, lowest_pitch=21)["pitch_class_histogram"]
     assert hist["counts"][9] == 1 and hist["counts"][0] == 1
 
 
 def test_scale_share_of_a_major_scale_is_one():
     scale = [60, 62, 64, 65, 67, 69, 71, 72]
     roll = _roll(len(scale), [(p, i, 1) for i, p in enumerate(scale)])
-    stats = musicstats.piece_statistics(roll)
+    stats = statistics.piece_statistics(roll)
     assert stats["in_scale_share"] == 1.0
     assert stats["key"] == "C major"
 
@@ -122,14 +123,14 @@ def test_scale_share_of_a_major_scale_is_one():
 def test_scale_share_finds_harmonic_minor():
     a_minor = [57, 59, 60, 62, 64, 65, 68, 69, 68, 69]  # with the raised 7th, G#
     roll = _roll(len(a_minor), [(p, i, 1) for i, p in enumerate(a_minor)])
-    stats = musicstats.piece_statistics(roll)
+    stats = statistics.piece_statistics(roll)
     assert stats["in_scale_share"] == 1.0
     assert stats["key"] == "A minor"
 
 
 def test_scale_share_of_a_chromatic_piece_is_below_one():
     roll = _roll(12, [(60 + i, i, 1) for i in range(12)])
-    stats = musicstats.piece_statistics(roll)
+    stats = statistics.piece_statistics(roll)
     assert stats["in_scale_share"] == pytest.approx(7 / 12)
 
 
@@ -138,12 +139,12 @@ def test_scale_share_is_pooled_over_notes_with_a_key_per_piece():
     # F# major is a different key: in its own key every note fits too.
     f_sharp = _roll(7, [(p + 6, i, 1) for i, p in enumerate([60, 62, 64, 65, 67, 69, 71])])
     chromatic = _roll(12, [(60 + i, i, 1) for i in range(12)])
-    stats = musicstats.set_statistics([c_major, f_sharp, chromatic])
+    stats = statistics.set_statistics([c_major, f_sharp, chromatic])
     assert stats["in_scale_share"] == pytest.approx((7 + 7 + 7) / 26)
 
 
 def test_silent_piece_has_no_notes_and_no_key():
-    stats = musicstats.piece_statistics(np.zeros((5, NOTES, 2), np.uint8))
+    stats = statistics.piece_statistics(np.zeros((5, NOTES, 2), np.uint8))
     assert stats["notes"] == 0 and stats["silent_share"] == 1.0
     assert stats["pitch_lowest"] is None and stats["key"] is None
     assert stats["in_scale_share"] == 0.0
@@ -152,7 +153,7 @@ def test_silent_piece_has_no_notes_and_no_key():
 
 def test_not_a_roll_is_a_value_error():
     with pytest.raises(ValueError, match="roll"):
-        musicstats.piece_statistics(np.zeros((4, 5, 3)))
+        statistics.piece_statistics(np.zeros((4, 5, 3)))
 
 
 # ----------------------------------------------------------------------------
@@ -162,25 +163,25 @@ def test_not_a_roll_is_a_value_error():
 
 def test_kl_of_identical_histograms_is_zero():
     p = [3, 1, 0, 0, 2, 1, 0, 4, 0, 1, 0, 2]
-    assert musicstats.pitch_class_kl(p, p) == pytest.approx(0.0, abs=1e-12)
+    assert statistics.pitch_class_kl(p, p) == pytest.approx(0.0, abs=1e-12)
     # Counts and shares of the same histogram are the same distribution.
-    assert musicstats.pitch_class_kl(p, np.array(p) / 14) == pytest.approx(0.0, abs=1e-12)
+    assert statistics.pitch_class_kl(p, np.array(p) / 14) == pytest.approx(0.0, abs=1e-12)
 
 
 def test_kl_is_positive_finite_and_asymmetric():
     uniform = np.ones(12)
     c_only = np.eye(12)[0]
-    forward = musicstats.pitch_class_kl(c_only, uniform)
+    forward = statistics.pitch_class_kl(c_only, uniform)
     assert forward == pytest.approx(np.log(12), rel=1e-4)
-    backward = musicstats.pitch_class_kl(uniform, c_only)
+    backward = statistics.pitch_class_kl(uniform, c_only)
     assert np.isfinite(backward) and backward > forward
 
 
 def test_kl_needs_matching_histograms():
     with pytest.raises(ValueError):
-        musicstats.pitch_class_kl(np.ones(12), np.ones(11))
+        statistics.pitch_class_kl(np.ones(12), np.ones(11))
     with pytest.raises(ValueError):
-        musicstats.histogram_kl([1, -1], [1, 1])
+        statistics.histogram_kl([1, -1], [1, 1])
 
 
 # ----------------------------------------------------------------------------
@@ -222,7 +223,7 @@ def test_copy_check_finds_a_planted_transposed_two_bar_copy():
     generated[3][99] = 0
     generated[3][132] = 0
 
-    match = musicstats.longest_copied_run(generated, reference)
+    match = copies.longest_copied_run(generated, reference)
     assert match.length == 32
     assert (match.generated_index, match.generated_start) == (3, 100)
     assert (match.reference_index, match.reference_start) == (7, 50)
@@ -235,7 +236,7 @@ def test_copy_check_finds_nothing_long_in_unrelated_pieces():
     rng = np.random.default_rng(6)
     reference = [_random_roll(rng, 200) for _ in range(30)]
     generated = [_random_roll(rng, 200) for _ in range(10)]
-    match = musicstats.longest_copied_run(generated, reference)
+    match = copies.longest_copied_run(generated, reference)
     assert match.length < 8
     assert len(match.per_piece) == 10
 
@@ -251,7 +252,7 @@ def test_copy_check_matches_brute_force_on_small_pieces():
         generated = [small() for _ in range(int(rng.integers(1, 4)))]
         reference = [small() for _ in range(int(rng.integers(1, 4)))]
         reference[0] = np.concatenate([reference[0], np.roll(generated[0], 2, axis=1)])
-        match = musicstats.longest_copied_run(generated, reference)
+        match = copies.longest_copied_run(generated, reference)
         assert list(match.per_piece) == _brute_force_longest(generated, reference)
 
 
@@ -259,14 +260,14 @@ def test_silence_is_never_copied():
     rng = np.random.default_rng(8)
     reference = [_random_roll(rng, 64, density=0.01)]
     silent = np.zeros((64, NOTES, 2), np.uint8)
-    match = musicstats.longest_copied_run([silent], reference)
+    match = copies.longest_copied_run([silent], reference)
     assert match.length == 0 and match.generated_index is None
 
 
 def test_copy_check_of_a_single_chord_is_one_step():
     generated = [_roll(3, [(60, 0, 1), (64, 0, 1)])]
     reference = [_roll(4, [(50, 2, 1), (54, 2, 1)])]
-    match = musicstats.longest_copied_run(generated, reference)
+    match = copies.longest_copied_run(generated, reference)
     assert (match.length, match.generated_start, match.reference_start) == (1, 0, 2)
     assert match.transposition == -10
 
@@ -275,7 +276,7 @@ def test_compare_rolls_gives_json_with_kl_and_copy():
     rng = np.random.default_rng(9)
     reference = [_random_roll(rng, 64) for _ in range(3)]
     generated = [reference[1][:40].copy()]
-    result = musicstats.compare_rolls(generated, reference, generated_names=["g.mid"],
+    result = statistics.compare_rolls(generated, reference, generated_names=["g.mid"],
                                       reference_names=["a.mid", "b.mid", "c.mid"])
     copy = result["comparison"]["copy"]
     assert copy["steps"] == 40
@@ -283,7 +284,7 @@ def test_compare_rolls_gives_json_with_kl_and_copy():
     assert copy["bars"] == copy["steps"] / 16
     assert result["comparison"]["pitch_class_kl"] >= 0
     json.loads(json.dumps(result))
-    text = musicstats.format_comparison(result)
+    text = statistics.format_comparison(result)
     assert "longest copied run" in text and "b.mid" in text
 
 
@@ -293,18 +294,18 @@ def test_compare_rolls_gives_json_with_kl_and_copy():
 
 
 def test_plot_writes_a_png(tmp_path):
-    a = musicstats.set_statistics([_roll(8, [(60, 0, 4), (64, 4, 4)])])
-    b = musicstats.set_statistics([_roll(8, [(62, 0, 2), (65, 2, 6)])])
+    a = statistics.set_statistics([_roll(8, [(60, 0, 4), (64, 4, 4)])])
+    b = statistics.set_statistics([_roll(8, [(62, 0, 2), (65, 2, 6)])])
     path = tmp_path / "stats.png"
-    musicstats.plot_comparison(a, b, str(path))
+    plots.plot_comparison(a, b, str(path))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert os.listdir(tmp_path) == ["stats.png"]  # no temporary file left behind
 
 
 def test_plot_creates_its_folder_with_normal_permissions(tmp_path):
-    a = musicstats.set_statistics([_roll(4, [(60, 0, 4)])])
+    a = statistics.set_statistics([_roll(4, [(60, 0, 4)])])
     path = tmp_path / "new" / "deeper" / "stats.png"
-    musicstats.plot_comparison(a, a, str(path))
+    plots.plot_comparison(a, a, str(path))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # The mode a plain open() gives (not a temporary file's private 0600).
     mask = os.umask(0)
@@ -312,7 +313,7 @@ def test_plot_creates_its_folder_with_normal_permissions(tmp_path):
     assert path.stat().st_mode & 0o777 == 0o666 & ~mask
     (tmp_path / "file").write_text("in the way")
     with pytest.raises(UserError, match="in the way"):
-        musicstats.plot_comparison(a, a, str(tmp_path / "file" / "stats.png"))
+        plots.plot_comparison(a, a, str(tmp_path / "file" / "stats.png"))
 
 
 # ----------------------------------------------------------------------------
@@ -337,7 +338,7 @@ def _write_midi(path, notes, qpm=120.0):
 
 def _has_representation():
     try:
-        from biax_keras import representation  # noqa: F401
+        from biax_keras.music import representation  # noqa: F401
     except ImportError:
         return False
     return hasattr(representation, "midi_to_roll")
@@ -367,7 +368,7 @@ def test_cli_without_a_mode_is_a_user_error(capsys):
 
 def test_missing_folder_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
-        musicstats.read_set(str(tmp_path / "nope"))
+        statistics.read_set(str(tmp_path / "nope"))
 
 
 @needs_representation
@@ -412,4 +413,4 @@ def test_cli_prints_a_readable_summary(tmp_path, capsys):
 def test_folder_of_only_unreadable_files_is_a_user_error(tmp_path):
     (tmp_path / "x.mid").write_bytes(b"garbage")
     with pytest.raises(UserError, match="no readable MIDI files .*1 unreadable"):
-        musicstats.read_set(str(tmp_path))
+        statistics.read_set(str(tmp_path))

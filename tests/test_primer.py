@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 import biax_keras
-from biax_keras import cli, representation
+from biax_keras.app import cli
 from biax_keras.errors import UserError
-from biax_keras.model import BiaxialConfig, build_model
-from biax_keras.primer import Primer, read_primer
+from biax_keras.music import representation
+from biax_keras.music.primer import Primer, read_primer
+from biax_keras.nn.model import BiaxialConfig, build_model
 
 NOTES = 20
 LOWEST = 48
@@ -47,7 +48,7 @@ def waltz(write_midi):
 
 
 def _generate(saved, out, *flags):
-    from biax_keras.cli import main
+    from biax_keras.app.cli import main
 
     code = main(["generate", "--model", str(saved), "--out", str(out), "--json"] + list(flags))
     assert code == 0
@@ -224,7 +225,7 @@ def test_readme_primer_examples(tmp_path, write_midi):
     command = _readme_block("--primer-seconds 8", "sh").replace("\\\n", " ")
     argv = shlex.split(command)
     assert argv[0] == "biax"
-    done = subprocess.run([sys.executable, "-m", "biax_keras.cli"] + argv[1:] + ["--json"],
+    done = subprocess.run([sys.executable, "-m", "biax_keras.app.cli"] + argv[1:] + ["--json"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout)

@@ -3,13 +3,13 @@
 import mido
 import numpy as np
 import pytest
+from conftest import MILLION_BARS, PHRASE, midi_bytes
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from note_seq.protobuf import music_pb2
 
-from biax_keras import representation as rep
-from conftest import MILLION_BARS, PHRASE, midi_bytes
+from biax_keras.music import representation as rep
 
 SECONDS_PER_QUARTER = 0.5  # at 120 qpm
 

@@ -11,15 +11,13 @@ import subprocess
 import sys
 import textwrap
 
-import keras
 import numpy as np
 import pytest
 
 import biax_keras
-from biax_keras import cli, representation
+from biax_keras.app import cli
 from biax_keras.errors import UserError
-from biax_keras.primer import read_primer
-from biax_keras.sampling import (
+from biax_keras.generation.sampling import (
     Sampler,
     SamplingControls,
     generate,
@@ -27,7 +25,9 @@ from biax_keras.sampling import (
     score,
     steps_for_seconds,
 )
-from biax_keras.model import BiaxialConfig, build_model
+from biax_keras.music import representation
+from biax_keras.music.primer import read_primer
+from biax_keras.nn.model import BiaxialConfig, build_model
 
 NOTES = 20
 LOWEST = 48
@@ -497,9 +497,9 @@ def test_cli_generate_bad_paths_are_one_line_exit_2(saved, tmp_path, write_midi,
 
 
 def test_cli_generate_wav_plays_the_soundfont_piano(saved, tmp_path, capsys):
-    from biax_keras import render
+    from biax_keras.music import audio
 
-    if not render.soundfont_synth_available():
+    if not audio.soundfont_synth_available():
         pytest.skip("the midirenderer wheel is not installed")
     assert cli.main(["generate", "--model", str(saved), "--out", str(tmp_path / "x.mid"),
                      "--steps", "16", "--wav"]) == 0
@@ -533,8 +533,9 @@ def test_benchmark_generate_reports_times(capsys):
         assert report[part]["median_s"] > 0 and report[part]["real_time_factor"] > 0
     assert report["baseline"]["speedup"] > 0
     # FLOPs of the tiny model: time axis 8 units, note axis 6, 8 steps of 78 notes.
-    from biax_keras.bench.train import forward_flops_per_note_step
-    from biax_keras.model import BiaxialConfig
+    from benchmarks.speed.train import forward_flops_per_note_step  # found by `biax benchmark`
+
+    from biax_keras.nn.config import BiaxialConfig
     per_sample = forward_flops_per_note_step(BiaxialConfig(time_units=(8,), note_units=(6,)))
     arithmetic = report["arithmetic"]
     assert arithmetic["gflop_per_sample"] == round(per_sample * 78 * 8 / 1e9, 2)

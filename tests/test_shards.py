@@ -3,14 +3,13 @@ and make_dataset streaming from shards (cache budget, shuffle, sharding by file)
 
 import json
 import shutil
-import subprocess
-import sys
 
 import pytest
+from conftest import midi_bytes
 
 from biax_keras import data
+from biax_keras.data import pipeline, records
 from biax_keras.errors import UserError
-from conftest import midi_bytes
 
 
 def phrase(root, bars):
@@ -35,14 +34,14 @@ def sharded(source, tmp_path_factory):
     return out, report
 
 
-def records(paths):
+def records_of(paths):
     import tensorflow as tf
 
     return [r for r in tf.data.TFRecordDataset([str(p) for p in paths]).as_numpy_iterator()]
 
 
 def name_of(record):
-    return data.tf_example_features(record)["name"].bytes_list.value[0].decode()
+    return records.tf_example_features(record)["name"].bytes_list.value[0].decode()
 
 
 def test_prepare_writes_each_split_as_shards(sharded):
@@ -55,12 +54,12 @@ def test_prepare_writes_each_split_as_shards(sharded):
     # Every piece is in the shard its name hashes to, once.
     seen = []
     for index, name in enumerate(train):
-        for record in records([out / name]):
+        for record in records_of([out / name]):
             seen.append(name_of(record))
-            assert data.shard_of(name_of(record), 3) == index
+            assert records.shard_of(name_of(record), 3) == index
     assert sorted(seen) == sorted(report["read"]) and len(report["read"]) == 12
-    assert all(records([out / name]) for name in train)  # 12 names spread over all three
-    lengths = json.loads((out / data.LENGTHS_FILE).read_text())
+    assert all(records_of([out / name]) for name in train)  # 12 names spread over all three
+    lengths = json.loads((out / records.LENGTHS_FILE).read_text())
     assert sum(lengths["train"]) == report["steps"]["train"] and len(lengths["train"]) == 12
     assert sorted(data.piece_lengths(out, "train")) == lengths["train"]
 
@@ -68,19 +67,19 @@ def test_prepare_writes_each_split_as_shards(sharded):
 def test_shard_counts_follow_the_size_or_the_flag():
     names = {f"p{i}": "train" for i in range(1100)}
     names.update({f"v{i}": "valid" for i in range(100)})
-    assert data.shard_counts(names) == {"train": 3, "valid": 1, "test": 1}  # 512 per shard
-    assert data.shard_counts(names, shards=8) == {"train": 8, "valid": 8, "test": 1}
-    assert data.shard_counts({"a": "train", "b": "valid"}, shards=4) == {
+    assert records.shard_counts(names) == {"train": 3, "valid": 1, "test": 1}  # 512 per shard
+    assert records.shard_counts(names, shards=8) == {"train": 8, "valid": 8, "test": 1}
+    assert records.shard_counts({"a": "train", "b": "valid"}, shards=4) == {
         "train": 1, "valid": 1, "test": 1}  # never more shards than pieces
     with pytest.raises(UserError, match="--shards"):
-        data.shard_counts(names, shards=0)
+        records.shard_counts(names, shards=0)
 
 
 def test_the_same_pieces_whatever_the_shard_count(source, sharded, tmp_path):
     out, _ = sharded
     one = tmp_path / "one"
     data.prepare(source, one, split=(1.0, 0.0, 0.0), workers=1, shards=1)
-    assert sorted(records(one.glob("train-*"))) == sorted(records(out.glob("train-*")))
+    assert sorted(records_of(one.glob("train-*"))) == sorted(records_of(out.glob("train-*")))
 
 
 def single_file_folder(sharded_out, destination):
@@ -91,7 +90,7 @@ def single_file_folder(sharded_out, destination):
     destination.mkdir()
     for split in data.SPLITS:
         with tf.io.TFRecordWriter(str(destination / f"{split}.tfrecord")) as writer:
-            for record in records(sorted(sharded_out.glob(f"{split}-*"))):
+            for record in records_of(sorted(sharded_out.glob(f"{split}-*"))):
                 writer.write(record)
     meta = data.load_meta(sharded_out)
     del meta["shards"]
@@ -116,7 +115,7 @@ def test_a_folder_of_the_single_file_format_still_reads(sharded, tmp_path):
 
 
 def test_an_unknown_format_version_says_how_to_prepare_again(sharded, tmp_path, capsys):
-    from biax_keras import cli
+    from biax_keras.app import cli
 
     out, _ = sharded
     future = tmp_path / "future"
@@ -148,7 +147,7 @@ def test_a_split_over_the_cache_budget_streams_from_disk(sharded, tmp_path):
     import tensorflow as tf
 
     out, _ = sharded
-    for budget, cached in ((data.CACHE_BUDGET_BYTES, True), (0, False)):
+    for budget, cached in ((pipeline.CACHE_BUDGET_BYTES, True), (0, False)):
         copy = tmp_path / f"budget{budget}"
         shutil.copytree(out, copy)
         dataset = data.make_dataset(copy, "train", window=32, batch_size=4, shuffle=False,
@@ -183,7 +182,7 @@ def test_streamed_training_windows_come_from_every_shard_seeded(sharded):
     streamed = names(5, 0)
     assert streamed == names(5, 0)                    # the same seed, the same stream
     assert streamed != names(6, 0)
-    shards = {data.shard_of(name, 3) for name in streamed}
+    shards = {records.shard_of(name, 3) for name in streamed}
     assert shards == {0, 1, 2}
     assert set(streamed) == {n for n, r in rolls.items() if len(r) >= 32}
 

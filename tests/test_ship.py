@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_train import _Crash
+from test_train_options import prepared, with_train  # noqa: F401  (the fixture)
 
 import biax_keras
 from biax_keras import train
-from test_train import _Crash
-from test_train_options import prepared, with_train  # noqa: F401  (the fixture)
 
 # Training recipes, subprocesses and shipped models: the slow tier (`make test-all`).
 pytestmark = pytest.mark.slow

@@ -42,7 +42,7 @@ def test_probabilities_of_a_fixed_input(shipped):
 
 def test_stepping_scores_the_fixed_input_alike(shipped):
     # The sampler's step function, fed the target, gives the same probabilities.
-    from biax_keras import sampling
+    from biax_keras.generation import sampling
 
     name, model = shipped
     inputs = fixture.fixed_inputs(model.config.num_notes)
@@ -69,7 +69,7 @@ def test_samples_of_fixed_seeds_and_controls(shipped):
 def test_exported_generate_signature(shipped, tmp_path):
     import tensorflow as tf
 
-    from biax_keras.export import export_model
+    from biax_keras.generation.export import export_model
 
     name, model = shipped
     export_model(model, tmp_path / name)

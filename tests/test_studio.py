@@ -13,13 +13,14 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import browser
 import numpy as np
 import pytest
-
-import browser
-from biax_keras import cli, render, studio
-from biax_keras.model import BiaxialConfig, build_model
 from conftest import PHRASE, midi_bytes
+
+from biax_keras.app import cli, studio
+from biax_keras.music import audio
+from biax_keras.nn.model import BiaxialConfig, build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 # A small model of the shipped Bach model's range and grid: quick to trace and run.
@@ -86,7 +87,7 @@ def test_compose_continue_and_download(server, tmp_path):
     assert kinds["piece.wav"][1] == "audio/wav"
     wav = tmp_path / "downloaded.wav"
     wav.write_bytes(kinds["piece.wav"][2])
-    samples, _ = render.read_wav(str(wav))
+    samples, _ = audio.read_wav(str(wav))
     assert np.sqrt(np.mean(samples ** 2)) > 0.01  # sound, not silence
 
     status, longer = post(url, {**SETTINGS, "continue": piece["piece"]})
@@ -269,7 +270,7 @@ def studio_process(tmp_path):
     env = {**os.environ, "TMPDIR": str(tmp_path / "tmp"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
     env.pop("BIAX_XLA_CACHE", None)
     biax = Path(sys.executable).with_name("biax")
-    command = [str(biax)] if biax.exists() else [sys.executable, "-m", "biax_keras.cli"]
+    command = [str(biax)] if biax.exists() else [sys.executable, "-m", "biax_keras.app.cli"]
     process = subprocess.Popen(command + ["studio", "--port", "0"], cwd=tmp_path / "cwd", env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

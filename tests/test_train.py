@@ -13,11 +13,15 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-
-from biax_keras import cli, data, runs, train
-from biax_keras.errors import UserError
-from biax_keras.model import BiaxialModel
 from conftest import midi_bytes
+
+from biax_keras import data, train
+from biax_keras.app import cli
+from biax_keras.errors import UserError
+from biax_keras.nn.model import BiaxialModel
+from biax_keras.train import config as train_config
+from biax_keras.train import summaries
+from biax_keras.train import runs
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "training" / "configs" / "tiny.json"
@@ -137,7 +141,7 @@ def test_tiny_training_run_end_to_end(prepared, tmp_path, capsys):
     config = json.loads((run / "config.json").read_text())
     assert config["model"]["time_units"] == [8] and config["train"]["epochs"] == 2
     meta = data.load_meta(prepared)
-    assert {k: config["model"][k] for k in train.DATA_KEYS} == {k: meta[k] for k in train.DATA_KEYS}
+    assert {k: config["model"][k] for k in train_config.DATA_KEYS} == {k: meta[k] for k in train_config.DATA_KEYS}
     model = keras.saving.load_model(run / "model.keras", safe_mode=True)
     assert isinstance(model, BiaxialModel) and model.config.to_dict() == config["model"]
 
@@ -146,13 +150,13 @@ def test_tiny_training_run_end_to_end(prepared, tmp_path, capsys):
     assert {"epoch_frame_nll", "epoch_loss", "epoch_learning_rate"} <= set(train_tags)
     assert "epoch_frame_nll" in tags(logs / "validation").Tags()["tensors"]
     samples = tags(logs / "samples")
-    events = samples.Tensors(train.OUTPUT_IMAGE_TAG)
+    events = samples.Tensors(summaries.OUTPUT_IMAGE_TAG)
     assert [e.step for e in events] == [0, 1]
     width, height = (int(v) for v in events[0].tensor_proto.string_val[:2])
     # Three labelled panels (true roll, P(play), P(articulate)), wide enough to read.
     assert width >= 400 and height >= 3 * 150
-    assert [e.step for e in samples.Tensors(train.SAMPLE_IMAGE_TAG)] == [0, 1]
-    assert [e.step for e in samples.Tensors(train.SAMPLE_AUDIO_TAG)] == [0, 1]
+    assert [e.step for e in samples.Tensors(summaries.SAMPLE_IMAGE_TAG)] == [0, 1]
+    assert [e.step for e in samples.Tensors(summaries.SAMPLE_AUDIO_TAG)] == [0, 1]
     assert "_hparams_/session_start_info" in tags(logs).Tags()["tensors"]
     check_tensorboard_shows_hparams_metrics(run / "logs", rows)
 
@@ -170,7 +174,7 @@ def test_tiny_training_run_end_to_end(prepared, tmp_path, capsys):
     assert json.loads(out)["epochs"] == 1 and [int(r["epoch"]) for r in history(run)] == [0]
     settings = json.loads((run / "config.json").read_text())["train"]
     assert (settings["image_every"], settings["sample_every"]) == (0, 0)
-    assert train.OUTPUT_IMAGE_TAG not in tags(run / "logs" / "run" / "samples").Tags()["tensors"]
+    assert summaries.OUTPUT_IMAGE_TAG not in tags(run / "logs" / "run" / "samples").Tags()["tensors"]
 
 
 class _RuinLastEpoch(keras.callbacks.Callback):
@@ -273,7 +277,10 @@ def test_a_crashed_run_resumes_where_it_stopped(prepared, tmp_path, backup_every
 _KILLED_TRAIN = textwrap.dedent("""
     import os, signal, sys
     import keras
-    from biax_keras import cli, train
+    from biax_keras import train
+    from biax_keras.app import cli
+    from biax_keras.train import config as train_config
+    from biax_keras.train import summaries
 
     epoch_to_kill, batch_to_kill = int(sys.argv[1]), int(sys.argv[2])
 
@@ -309,7 +316,7 @@ def test_kill_9_mid_epoch_then_the_same_command_resumes(prepared, tmp_path):
     finished = json.loads((run / "backup" / "training_metadata.json").read_text())["epoch"]
     assert finished == 2 and not (run / "model.keras").exists()
 
-    second = subprocess.run([sys.executable, "-m", "biax_keras.cli", *argv], env=env,
+    second = subprocess.run([sys.executable, "-m", "biax_keras.app.cli", *argv], env=env,
                             capture_output=True, timeout=300)
     assert second.returncode == 0, second.stderr.decode()[-2000:]
     report = json.loads(second.stdout)
@@ -320,7 +327,7 @@ def test_kill_9_mid_epoch_then_the_same_command_resumes(prepared, tmp_path):
 
 
 def test_init_starts_from_a_trained_model(prepared, tmp_path):
-    from biax_keras.model import BiaxialConfig, build_model
+    from biax_keras.nn.model import BiaxialConfig, build_model
 
     start = build_model(BiaxialConfig(time_units=(5,), note_units=(3,)))
     start.set_weights([w + 0.5 for w in start.get_weights()])
@@ -366,7 +373,10 @@ def sharded(tmp_path_factory):
 WORKER_SCRIPT = """
 import sys
 import keras, numpy as np
-from biax_keras import cli, train
+from biax_keras import train
+from biax_keras.app import cli
+from biax_keras.train import config as train_config
+from biax_keras.train import summaries
 
 class KeepWeights(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
@@ -420,7 +430,7 @@ def test_a_worker_whose_peer_never_answers_gives_up_in_one_line(sharded, tmp_pat
                                    "task": {"type": "worker", "index": 0}})
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "biax_keras.cli", "train", "--data", str(sharded),
+        [sys.executable, "-m", "biax_keras.app.cli", "train", "--data", str(sharded),
          "--out", str(tmp_path / "run"), "--config", str(TINY), "--strategy", "multi_worker",
          "--peer-timeout", "5"], capture_output=True, text=True, env=env, timeout=180)
     assert result.returncode == 2, result.stderr[-3000:]
@@ -479,7 +489,7 @@ def test_the_plain_fit_script(prepared, tmp_path):
 # Configs against the data
 # ----------------------------------------------------------------------------
 
-META = {"format": "biax_keras.prepared", "version": 1, "steps_per_quarter": 1,
+META = {"format": "biax_keras.data.records", "version": 1, "steps_per_quarter": 1,
         "lowest_pitch": 21, "num_notes": 88, "play_only": True, "source": "jsb.json"}
 
 
@@ -492,8 +502,8 @@ def test_image_and_sample_every_n_epochs_from_the_command_line(prepared, tmp_pat
     config = json.loads((run / "config.json").read_text())["train"]
     assert (config["image_every"], config["sample_every"]) == (2, 0)  # tiny.json says 1, 1
     samples = tags(run / "logs" / "run" / "samples")
-    assert [e.step for e in samples.Tensors(train.OUTPUT_IMAGE_TAG)] == [1]  # epoch 2 only
-    assert train.SAMPLE_IMAGE_TAG not in samples.Tags()["tensors"]
+    assert [e.step for e in samples.Tensors(summaries.OUTPUT_IMAGE_TAG)] == [1]  # epoch 2 only
+    assert summaries.SAMPLE_IMAGE_TAG not in samples.Tags()["tensors"]
 
 
 def test_the_data_range_comes_from_the_data():
@@ -571,7 +581,7 @@ def test_bad_input_is_one_line_and_exit_code_2(prepared, tmp_path, capsys):
 @pytest.mark.slow
 def test_bad_data_folder_from_the_console_script(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "biax_keras.cli", "train", "--data", str(tmp_path),
+        [sys.executable, "-m", "biax_keras.app.cli", "train", "--data", str(tmp_path),
          "--out", str(tmp_path / "run")],
         capture_output=True, text=True, timeout=120)
     assert result.returncode == 2

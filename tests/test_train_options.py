@@ -6,10 +6,13 @@ import json
 import keras
 import numpy as np
 import pytest
-
-from biax_keras import cli, data, runs, train
-from biax_keras.model import build_model
 from test_train import _Crash, arpeggio_folder, history
+
+from biax_keras import data, train
+from biax_keras.app import cli
+from biax_keras.nn.model import build_model
+from biax_keras.train import callbacks, summaries
+from biax_keras.train import runs
 
 SMALL = {"model": {"time_units": [8], "note_units": [8], "dropout": 0.0},
          "train": {"epochs": 2, "batch_size": 4, "window": 16, "steps_per_epoch": 6,
@@ -71,7 +74,7 @@ def test_ema_backup_holds_the_trained_weights_and_the_average(prepared, tmp_path
         train.train(prepared, run, with_train(ema=0.5), callbacks=[record, _Crash(1, 2)],
                     verbose=0)
     model = build_model(SMALL["model"] | {"lowest_pitch": 48, "num_notes": 24}, ema=0.5)
-    inputs, target = train._first_window(data.make_dataset(prepared, "valid", window=16,
+    inputs, target = summaries._first_window(data.make_dataset(prepared, "valid", window=16,
                                                           batch_size=4, seed=0))
     model.train_on_batch(inputs, target)
     model.load_weights(next((run / "backup").rglob("*.weights.h5")))
@@ -85,7 +88,7 @@ def test_ema_backup_holds_the_trained_weights_and_the_average(prepared, tmp_path
 def test_lr_decay_survives_a_backup(prepared, tmp_path):
     """BackupAndRestore keeps the decayed learning rate (it saves the optimizer's variables)."""
     model = build_model(SMALL["model"] | {"lowest_pitch": 48, "num_notes": 24}, learning_rate=1e-3)
-    inputs, target = train._first_window(data.make_dataset(prepared, "valid", window=16,
+    inputs, target = summaries._first_window(data.make_dataset(prepared, "valid", window=16,
                                                           batch_size=4, seed=0))
     model.train_on_batch(inputs, target)
     model.optimizer.learning_rate = 2.5e-4
@@ -104,13 +107,13 @@ def write_history(path, values):
 def test_plateau_so_far_counts_epochs_since_the_best(tmp_path):
     path = tmp_path / "history.csv"
     write_history(path, [5.0, 4.0, 4.5, 4.2, 4.1])
-    assert train._plateau_so_far(tmp_path, 5) == (4.0, 3)
-    assert train._plateau_so_far(tmp_path, 2) == (4.0, 0)
-    assert train._plateau_so_far(tmp_path, 0) == (None, 0)
+    assert callbacks._plateau_so_far(tmp_path, 5) == (4.0, 3)
+    assert callbacks._plateau_so_far(tmp_path, 2) == (4.0, 0)
+    assert callbacks._plateau_so_far(tmp_path, 0) == (None, 0)
     assert runs.best_epoch(tmp_path) == (4.0, 2)
     # A kill between an epoch's records and its backup repeats its row: counted once.
     path.write_text(path.read_text() + "4,1.0,4.1\n")
-    assert train._plateau_so_far(tmp_path, 5) == (4.0, 3)
+    assert callbacks._plateau_so_far(tmp_path, 5) == (4.0, 3)
     assert runs.valid_history(tmp_path) == {0: 5.0, 1: 4.0, 2: 4.5, 3: 4.2, 4: 4.1}
     assert runs.best_epoch(tmp_path / "none") == (None, None)
 
@@ -119,9 +122,9 @@ def test_plateau_so_far_counts_epochs_since_the_best(tmp_path):
 def test_a_resumed_plateau_goes_on_counting(remembered):
     model = build_model({"time_units": [4], "note_units": [4], "num_notes": 12}, learning_rate=1e-3)
     plateau = (4.0, 2) if remembered else (None, 0)
-    decay = train._resumed(keras.callbacks.ReduceLROnPlateau, plateau)(
+    decay = callbacks._resumed(keras.callbacks.ReduceLROnPlateau, plateau)(
         monitor="val_frame_nll", mode="min", patience=3, factor=0.5)
-    stop = train._resumed(keras.callbacks.EarlyStopping, plateau)(
+    stop = callbacks._resumed(keras.callbacks.EarlyStopping, plateau)(
         monitor="val_frame_nll", mode="min", patience=3)
     for callback in (decay, stop):
         callback.set_model(model)
@@ -137,9 +140,9 @@ def test_a_resumed_decay_does_not_repeat_the_reductions_made_before_it():
     # Best 4.0, then 4 epochs without it: patience 3 halved the rate after the
     # third and began counting again, so 2 more epochs are needed, not 0.
     model = build_model({"time_units": [4], "note_units": [4], "num_notes": 12}, learning_rate=1e-3)
-    decay = train._resumed(keras.callbacks.ReduceLROnPlateau, (4.0, 4))(
+    decay = callbacks._resumed(keras.callbacks.ReduceLROnPlateau, (4.0, 4))(
         monitor="val_frame_nll", mode="min", patience=3, factor=0.5)
-    stop = train._resumed(keras.callbacks.EarlyStopping, (4.0, 4))(
+    stop = callbacks._resumed(keras.callbacks.EarlyStopping, (4.0, 4))(
         monitor="val_frame_nll", mode="min", patience=6)
     rates, stopped = [], []
     for callback in (decay, stop):

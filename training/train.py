@@ -15,7 +15,7 @@ import logging
 import keras
 
 from biax_keras import data
-from biax_keras.model import BiaxialConfig, build_model
+from biax_keras.nn.model import BiaxialConfig, build_model
 
 log = logging.getLogger("train")
 

@@ -18,14 +18,11 @@ NLL that papers report.
 import keras
 from keras import ops
 
-from biax_keras.config import BiaxialConfig, checked_fields  # noqa: F401  (their home before config.py)
-from biax_keras.layers import (
-    NoteAxisLSTM,
-    NoteFeatures,
-    PlayArticulateHead,
-    TimeAxisLSTM,
-    note_feature_size,
-)
+from biax_keras.nn.config import BiaxialConfig, checked_fields  # noqa: F401  (their home before config.py)
+from biax_keras.nn.note_axis_lstm import NoteAxisLSTM
+from biax_keras.nn.note_features import NoteFeatures, note_feature_size
+from biax_keras.nn.play_articulate_head import PlayArticulateHead
+from biax_keras.nn.time_axis_lstm import TimeAxisLSTM
 
 # The note walk of `BiaxialModel.step` is a loop whose body is unrolled over
 # this many notes: fewer loop iterations, a graph that stays small.

@@ -16,8 +16,8 @@ from typing import NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from biax_keras import representation
 from biax_keras.errors import UserError
+from biax_keras.music import representation
 
 log = logging.getLogger(__name__)
 

@@ -55,7 +55,7 @@ def check_time_signature(time_signature):
     Raises:
         UserError: for any other time signature, such as a 3/4 primer's.
     """
-    from biax_keras.sampling import DEFAULT_TIME_SIGNATURE
+    from biax_keras.generation.sampling import DEFAULT_TIME_SIGNATURE
 
     if tuple(time_signature) != DEFAULT_TIME_SIGNATURE:
         raise UserError(f"an exported model generates in 4/4 only, not "
@@ -82,7 +82,8 @@ def _signatures(model):
     """The serving functions of `model`, traced: `{name: tf.function}`."""
     import tensorflow as tf
 
-    from biax_keras import representation, sampling
+    from biax_keras.generation import sampling
+    from biax_keras.music import representation
 
     config = model.config
     notes = config.num_notes
@@ -226,7 +227,7 @@ class ExportedModel:
     def __init__(self, path):
         import tensorflow as tf
 
-        from biax_keras.config import BiaxialConfig
+        from biax_keras.nn.config import BiaxialConfig
 
         self.path = os.fspath(path)
         config_path = os.path.join(self.path, CONFIG_FILE)

@@ -1,7 +1,7 @@
-"""Music statistics of sets of pieces, and a check for copied passages.
+"""Music statistics of sets of pieces, on rolls, in numpy only.
 
-Compares generated music with real music on rolls (see representation.py),
-in numpy only:
+Compares generated music with real music (`biax evaluate --generated DIR
+--reference DIR`):
 
 - polyphony: notes sounding per step (mean and histogram) and the share of
   silent steps;
@@ -10,25 +10,20 @@ in numpy only:
   sets' histograms;
 - note-length histogram, in steps;
 - share of notes in each piece's best-fitting major or minor scale;
-- copy check: the longest run of consecutive steps of a generated piece found
-  verbatim, in any transposition, in a reference piece.
+- the copy check of `copies.py`.
 
-A *note* is an onset followed by the steps it is held: an articulated step,
-then steps where the note plays without being articulated. A step where a
-note plays after a step where it did not counts as an onset even when the
-articulate channel is 0, so play-only rolls (the JSB data) are read the same
-way as full ones.
-
-Statistics of a set pool every step and every note of its pieces (a long
-piece weighs more than a short one), except the mean pitch range, which is a
-mean over pieces.
+A *note* is an onset followed by the steps it is held (see
+`representation.play_and_onsets`), so play-only rolls (the JSB data) are read
+the same way as full ones. Statistics of a set pool every step and every note
+of its pieces (a long piece weighs more than a short one), except the mean
+pitch range, which is a mean over pieces.
 
 Example:
 
-    from biax_keras import musicstats
-    result = musicstats.compare_sets("out/generated", "data/midi/bach")
-    print(musicstats.format_comparison(result))
-    musicstats.plot_comparison(result["generated"], result["reference"], "stats.png")
+    from biax_keras.music import plots, statistics
+    result = statistics.compare_sets("out/generated", "data/midi/bach")
+    print(statistics.format_comparison(result))
+    plots.plot_comparison(result["generated"], result["reference"], "stats.png")
 """
 
 import dataclasses
@@ -38,19 +33,17 @@ import os
 import numpy as np
 
 from biax_keras.errors import UserError
+from biax_keras.music.copies import QUARTERS_PER_BAR, longest_copied_run
+from biax_keras.music.representation import play_and_onsets
 
 log = logging.getLogger(__name__)
-
 # Files are read on the full MIDI range so that no note is dropped: the
 # statistics are about the music, not about what a model can represent.
 STATS_LOWEST_PITCH = 0
 STATS_NUM_NOTES = 128
-
 PITCH_CLASS_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
-
 # Polyphony histogram: 0 (silence), 1, ..., 11 notes, and 12 or more.
 POLYPHONY_BINS = tuple(str(n) for n in range(12)) + ("12+",)
-
 # Note lengths in steps, as (label, shortest, longest). At 4 steps per quarter
 # the bins are: 16th, 8th, dotted 8th, quarter, up to a dotted quarter, up to
 # a half, up to a dotted half, up to a whole note, longer.
@@ -65,20 +58,15 @@ NOTE_LENGTH_BINS = (
     ("13-16", 13, 16),
     ("17+", 17, None),
 )
-
 # The natural minor scale holds the same pitch classes as its relative major,
 # so with it the 24 keys would be only 12 distinct scales. The harmonic minor
 # (raised 7th: the leading tone tonal music in minor uses at every cadence)
 # keeps the minor keys apart.
 MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
 MINOR_SCALE = (0, 2, 3, 5, 7, 8, 11)
-
 # Added to every bin of both histograms before the KL divergence, so that a
 # bin the reference never uses gives a large but finite divergence.
 KL_EPSILON = 1e-6
-
-# The copy check reports lengths in bars of 4 quarter notes.
-QUARTERS_PER_BAR = 4
 
 
 def _key_names():
@@ -99,39 +87,6 @@ def _scale_masks():
 
 
 _SCALE_MASKS = _scale_masks()
-
-
-# ----------------------------------------------------------------------------
-# Statistics of pieces and sets
-# ----------------------------------------------------------------------------
-
-
-def _play_and_onsets(roll):
-    """Boolean play and onset matrices `(steps, notes)` of a roll.
-
-    Args:
-        roll: `(steps, notes, 2)` play/articulate, or `(steps, notes)` play only.
-
-    Returns:
-        `(play, onsets)`.
-
-    Raises:
-        ValueError: for an array of another shape.
-    """
-    roll = np.asarray(roll)
-    if roll.ndim == 3 and roll.shape[-1] == 2:
-        play = roll[..., 0] != 0
-        articulate = roll[..., 1] != 0
-    elif roll.ndim == 2:
-        play = roll != 0
-        articulate = np.zeros_like(play)
-    else:
-        raise ValueError(f"a roll is (steps, notes, 2) or (steps, notes), got shape {roll.shape}")
-    previous = np.zeros_like(play)
-    previous[1:] = play[:-1]
-    # Articulate without play is not a note; play after silence always is.
-    onsets = play & (articulate | ~previous)
-    return play, onsets
 
 
 def _note_lengths(play, onsets):
@@ -177,7 +132,7 @@ class _Counts:
 
 
 def _count(roll, lowest_pitch):
-    play, onsets = _play_and_onsets(roll)
+    play, onsets = play_and_onsets(roll)
     steps, notes = play.shape
     per_step = play.sum(axis=1)
     polyphony = np.bincount(np.minimum(per_step, len(POLYPHONY_BINS) - 1),
@@ -354,276 +309,6 @@ def pitch_class_kl(p, q, epsilon=KL_EPSILON):
     return histogram_kl(p, q, epsilon)
 
 
-# ----------------------------------------------------------------------------
-# Copy check
-# ----------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class CopyMatch:
-    """The longest passage of a generated piece found in a reference piece.
-
-    Attributes:
-        length: the passage's length in steps; 0 when no sounding step of any
-            generated piece occurs in any reference piece.
-        generated_index, reference_index: which pieces (positions in the
-            lists given), None when `length` is 0.
-        generated_start, reference_start: first step of the passage in each.
-        transposition: semitones to add to the generated passage to get the
-            reference passage.
-        per_piece: the longest copied run of each generated piece, in steps.
-    """
-
-    length: int
-    generated_index: int | None
-    reference_index: int | None
-    generated_start: int | None
-    reference_start: int | None
-    transposition: int | None
-    per_piece: tuple = ()
-
-
-def _step_shapes(play_rows):
-    """For each step: lowest sounding note, and its chord shifted down to it.
-
-    Returns:
-        `(sounding, lowest, shape)`: bool `(steps,)`, int64 `(steps,)` (0
-        where silent) and uint64 `(steps, words)`, the bits of the sounding
-        notes relative to the lowest (all zero where silent).
-    """
-    steps, notes = play_rows.shape
-    sounding = play_rows.any(axis=1)
-    lowest = np.where(sounding, np.argmax(play_rows, axis=1), 0)
-    columns = lowest[:, None] + np.arange(notes)[None, :]
-    inside = columns < notes
-    relative = np.take_along_axis(play_rows, np.minimum(columns, notes - 1), axis=1) & inside
-    packed = np.packbits(relative, axis=1)
-    # Whole 64-bit words make fewer, cheaper columns to sort.
-    words = np.zeros((steps, -(-packed.shape[1] // 8) * 8), np.uint8)
-    words[:, : packed.shape[1]] = packed
-    return sounding, lowest, words.view(np.uint64)
-
-
-def _dense_ids(rows):
-    """Equal rows of a 2-D integer array get equal ids 0..k-1."""
-    n = rows.shape[0]
-    if n == 0:
-        return np.zeros(0, np.int64)
-    # A lexsort over columns: several times faster than np.unique(axis=0),
-    # which sorts the rows as opaque byte strings.
-    order = np.lexsort(rows.T[::-1])
-    ordered = rows[order]
-    ids = np.empty(n, np.int64)
-    ids[order] = np.concatenate([[0], np.cumsum(np.any(ordered[1:] != ordered[:-1], axis=1))])
-    return ids
-
-
-def _suffix_ranks(tokens):
-    """Prefix doubling: ranks of every suffix's first 1, 2, 4, ... tokens.
-
-    Returns:
-        A list whose entry `j` is an int64 array giving equal values exactly
-        to positions whose next `2**j` tokens are equal (shorter when they run
-        past the end). The last entry gives every position its own rank, so
-        its `argsort` is the suffix array.
-    """
-    n = tokens.size
-    rank = np.unique(tokens, return_inverse=True)[1].astype(np.int64)
-    ranks = [rank]
-    k = 1
-    # Once k >= n every suffix is shorter than k and so already unique: the
-    # loop ends before the shift runs off the array.
-    while n and rank.max() < n - 1:
-        second = np.full(n, -1, np.int64)
-        second[: n - k] = rank[k:]
-        order = np.lexsort((second, rank))
-        first_sorted, second_sorted = rank[order], second[order]
-        change = np.zeros(n, np.int64)
-        change[1:] = (first_sorted[1:] != first_sorted[:-1]) | (second_sorted[1:] != second_sorted[:-1])
-        rank = np.empty(n, np.int64)
-        rank[order] = np.cumsum(change)
-        ranks.append(rank)
-        k *= 2
-    return ranks
-
-
-def _common_prefix_lengths(ranks, a, b):
-    """Length of the common prefix of the suffixes at `a` and at `b` (arrays)."""
-    n = ranks[0].size
-    length = np.zeros(a.shape, np.int64)
-    # The last level separates every suffix, so the answer is below its length
-    # and is a sum of the shorter powers of two, found greedily from the top.
-    for level in range(len(ranks) - 2, -1, -1):
-        i, j = a + length, b + length
-        ok = (i < n) & (j < n)
-        ci, cj = np.minimum(i, n - 1), np.minimum(j, n - 1)
-        equal = ok & (ranks[level][ci] == ranks[level][cj])
-        length[equal] += 1 << level
-    return length
-
-
-def _segmented_running_min(values, starts):
-    """Running minimum of `values` that restarts at every True in `starts`."""
-    segment = np.cumsum(starts)
-    big = int(values.max(initial=0)) + 1
-    # Earlier segments are lifted above every later value, so the running
-    # minimum of a segment never reaches back into the one before it.
-    offset = (segment[-1] - segment).astype(np.int64) * big
-    return np.minimum.accumulate(values + offset) - offset
-
-
-def _nearest_reference_lcp(lcp, is_reference):
-    """For each entry in suffix-array order: longest common prefix with the
-    nearest reference suffix above it (0 if none)."""
-    n = is_reference.size
-    best = np.zeros(n, np.int64)
-    if n < 2:
-        return best
-    # Entry i's common prefix with entry j < i is min(lcp[j..i-1]), so the
-    # running minimum restarts after every reference entry.
-    after_reference = is_reference[:-1]
-    seen = np.cumsum(after_reference) > 0
-    best[1:] = np.where(seen, _segmented_running_min(lcp, after_reference), 0)
-    return best
-
-
-def longest_copied_run(generated_rolls, reference_rolls):
-    """The longest run of steps of a generated piece found in a reference piece.
-
-    A step's content is the set of pitches that sound (the play channel). A
-    run of consecutive steps is copied when the same number of consecutive
-    steps of a reference piece holds the same sets, all shifted by one
-    transposition (any number of semitones, the same for the whole run).
-
-    Steps where nothing sounds match nothing: silence says nothing about where
-    it came from, and letting it match would let a mostly silent piece "copy"
-    any piece with rests. The cost is that a copied passage interrupted by a
-    full rest is reported as two runs. Held and re-struck notes are not told
-    apart, so a chord held for a bar matches any same-shaped chord held as
-    long.
-
-    How: each step is reduced to the shape of its chord above its lowest note,
-    and each pair of consecutive sounding steps to a token (shape before,
-    shape after, interval between their lowest notes); a copied run of L steps
-    is then exactly a common substring of L - 1 tokens. Pairs around a silent
-    step and piece boundaries get unique tokens that match nothing. One suffix
-    array over all tokens (numpy prefix doubling, O(n log^2 n) for n steps in
-    all) gives every generated suffix its longest common prefix with a
-    reference suffix. A few hundred pieces of a few hundred steps take well
-    under a second.
-
-    Args:
-        generated_rolls: list of rolls (`(steps, notes, 2)` or play-only
-            `(steps, notes)`).
-        reference_rolls: list of rolls with the same lowest pitch as the
-            generated ones (their number of notes may differ).
-
-    Returns:
-        A CopyMatch.
-
-    Raises:
-        ValueError: for an array that is not a roll.
-    """
-    num_generated = len(generated_rolls)
-    if not num_generated or not reference_rolls:
-        return CopyMatch(0, None, None, None, None, None, (0,) * num_generated)
-    plays = [_play_and_onsets(r)[0] for r in list(generated_rolls) + list(reference_rolls)]
-    width = max(play.shape[1] for play in plays)
-    sounding, lowest, shapes, owner, step = [], [], [], [], []
-    for index, play in enumerate(plays):
-        padded = np.zeros((play.shape[0], width), bool)
-        padded[:, : play.shape[1]] = play
-        s, low, shape = _step_shapes(padded)
-        sounding.append(s)
-        lowest.append(low)
-        shapes.append(shape)
-        owner.append(np.full(play.shape[0], index, np.int64))
-        step.append(np.arange(play.shape[0], dtype=np.int64))
-    sounding = np.concatenate(sounding)
-    lowest = np.concatenate(lowest)
-    shape_id = _dense_ids(np.concatenate(shapes))
-    owner = np.concatenate(owner)
-    step = np.concatenate(step)
-    is_generated = owner < num_generated
-
-    # Token t stands for steps t-1 and t of the same piece.
-    n = sounding.size
-    valid = np.zeros(n, bool)
-    valid[1:] = sounding[1:] & sounding[:-1] & (owner[1:] == owner[:-1])
-    pairs = np.stack([np.roll(shape_id, 1), shape_id, lowest - np.roll(lowest, 1)], axis=1)
-    tokens = np.empty(n + 1, np.int64)
-    pair_ids = _dense_ids(pairs[valid])
-    tokens[:n][valid] = pair_ids
-    num_invalid = n + 1 - int(valid.sum())
-    # Unique tokens, including one at the very end, so no match crosses them.
-    tokens[np.flatnonzero(~np.append(valid, False))] = (
-        int(pair_ids.max(initial=-1)) + 1 + np.arange(num_invalid))
-
-    ranks = _suffix_ranks(tokens)
-    suffixes = np.argsort(ranks[-1], kind="stable")
-    lcp = _common_prefix_lengths(ranks, suffixes[:-1], suffixes[1:])
-    position_generated = np.append(is_generated, False)[suffixes]
-    position_reference = np.append(~is_generated, False)[suffixes]
-    above = _nearest_reference_lcp(lcp, position_reference)
-    below = _nearest_reference_lcp(lcp[::-1], position_reference[::-1])[::-1]
-    best_tokens = np.maximum(above, below)
-
-    # Runs of L >= 2 steps are L - 1 common tokens; a lone step matches when
-    # its chord shape occurs anywhere in the reference set.
-    reference_shapes = np.unique(shape_id[~is_generated & sounding])
-    single = is_generated & sounding & np.isin(shape_id, reference_shapes)
-    per_piece = np.zeros(num_generated, np.int64)
-    np.maximum.at(per_piece, owner[single], 1)
-    generated_suffixes = position_generated.nonzero()[0]
-    runs = np.where(best_tokens[generated_suffixes] > 0, best_tokens[generated_suffixes] + 1, 0)
-    np.maximum.at(per_piece, owner[suffixes[generated_suffixes]], runs)
-    per_piece = tuple(int(x) for x in per_piece)
-
-    longest = max(per_piece)
-    if longest == 0:
-        return CopyMatch(0, None, None, None, None, None, per_piece)
-    if longest == 1:
-        g = int(np.flatnonzero(single)[0])
-        r = int(np.flatnonzero(~is_generated & sounding & (shape_id == shape_id[g]))[0])
-    else:
-        # The longest match lies between neighbours in suffix order.
-        cross = position_generated[:-1] != position_generated[1:]
-        cross &= (position_generated[:-1] | position_reference[:-1])
-        cross &= (position_generated[1:] | position_reference[1:])
-        k = int(np.argmax(np.where(cross, lcp, -1)))
-        g, r = int(suffixes[k]), int(suffixes[k + 1])
-        if not is_generated[g]:
-            g, r = r, g
-        g, r = g - 1, r - 1  # token t begins at step t-1
-    return CopyMatch(
-        length=longest,
-        generated_index=int(owner[g]),
-        reference_index=int(owner[r]) - num_generated,
-        generated_start=int(step[g]),
-        reference_start=int(step[r]),
-        transposition=int(lowest[r] - lowest[g]),
-        per_piece=per_piece,
-    )
-
-
-# ----------------------------------------------------------------------------
-# Sets of MIDI files
-# ----------------------------------------------------------------------------
-
-
-def midi_files(path):
-    """`path` itself if it is a file, else the MIDI files under it, recursively, sorted."""
-    if os.path.isfile(path):
-        return [path]
-    from biax_keras.representation import MIDI_SUFFIXES
-
-    found = []
-    for folder, subfolders, files in os.walk(path):
-        subfolders.sort()
-        found += [os.path.join(folder, f) for f in sorted(files) if f.lower().endswith(MIDI_SUFFIXES)]
-    return found
-
-
 def read_set(path, steps_per_quarter=4):
     """Reads every MIDI file under `path` (recursively) as a roll of all 128 pitches.
 
@@ -639,36 +324,20 @@ def read_set(path, steps_per_quarter=4):
     Raises:
         UserError: if `path` does not exist or holds no usable MIDI file.
     """
+    # Imported here so the statistics work on rolls without the MIDI stack.
+    from biax_keras.music.midi_files import midi_files, read_rolls
+
     if not os.path.exists(path):
         raise UserError(f"{path} does not exist; give a folder of MIDI files")
     files = midi_files(path)
     if not files:
         raise UserError(f"no MIDI files (.mid, .midi, .kar) in {path}")
-    # Imported here so the statistics work on rolls without the MIDI stack.
-    from biax_keras import representation
-
-    rolls, names, skipped = [], [], []
-    for file in files:
-        try:
-            roll, _ = representation.midi_to_roll(
-                file, steps_per_quarter=steps_per_quarter,
-                lowest_pitch=STATS_LOWEST_PITCH, num_notes=STATS_NUM_NOTES)
-        except (representation.RepresentationError, OSError) as e:
-            # One line per file, whatever the parser's message looks like.
-            skipped.append({"path": file, "reason": " ".join(str(e).split()) or type(e).__name__})
-            continue
-        if roll.shape[0] == 0:
-            skipped.append({"path": file, "reason": "no steps: the file holds no notes"})
-            continue
-        rolls.append(roll)
-        names.append(file)
-    for s in skipped:
-        log.warning("skipped %s: %s", s["path"], s["reason"])
-    if not rolls:
+    pieces, skipped = read_rolls(files, steps_per_quarter, STATS_LOWEST_PITCH, STATS_NUM_NOTES)
+    if not pieces:
         first = skipped[0]
         raise UserError(f"no readable MIDI files in {path} ({len(skipped)} unreadable, "
                         f"e.g. {first['path']}: {first['reason']})")
-    return rolls, names, skipped
+    return [roll for _, roll, _ in pieces], [name for name, _, _ in pieces], skipped
 
 
 def compare_rolls(generated, reference, steps_per_quarter=4, lowest_pitch=STATS_LOWEST_PITCH,
@@ -742,11 +411,6 @@ def compare_sets(generated_dir, reference_dir, steps_per_quarter=4):
     return result
 
 
-# ----------------------------------------------------------------------------
-# Presentation
-# ----------------------------------------------------------------------------
-
-
 def _fmt(value, spec=".3f"):
     if value is None:
         return "-"
@@ -796,44 +460,3 @@ def format_comparison(result):
         for s in stats.get("skipped", []):
             lines.append(f"skipped ({side}) {s['path']}: {s['reason']}")
     return "\n".join(lines)
-
-
-def plot_comparison(generated_stats, reference_stats, path, labels=("generated", "reference")):
-    """Draws the pitch-class, note-length and polyphony histograms side by side.
-
-    Args:
-        generated_stats, reference_stats: dicts from `set_statistics`.
-        path: the PNG file to write (its folder is created; written to a
-            temporary file, then renamed, with the permissions of any new file).
-        labels: legend names of the two sets.
-
-    Raises:
-        UserError: if the folder of `path` cannot be made (a file is in the way).
-    """
-    # The Figure API draws without pyplot, so no global backend is switched
-    # and no window opens; PNG output goes through Agg.
-    from matplotlib.figure import Figure
-
-    from biax_keras.files import write_atomic
-
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise UserError(f"cannot write {path}: a file is in the way of its folder {folder}") from None
-    figure = Figure(figsize=(15, 4.5), layout="constrained")
-    axes = figure.subplots(1, 3)
-    panels = (("pitch_class_histogram", "pitch class of onsets", "share of notes"),
-              ("note_length_histogram", "note length (steps)", "share of notes"),
-              ("polyphony_histogram", "notes sounding", "share of steps"))
-    width = 0.4
-    for ax, (key, title, ylabel) in zip(axes, panels):
-        bins = generated_stats[key]["bins"]
-        x = np.arange(len(bins))
-        ax.bar(x - width / 2, generated_stats[key]["shares"], width, label=labels[0])
-        ax.bar(x + width / 2, reference_stats[key]["shares"], width, label=labels[1])
-        ax.set_xticks(x, bins)
-        ax.set_title(title)
-        ax.set_ylabel(ylabel)
-    axes[0].legend()
-    write_atomic(path, lambda tmp: figure.savefig(tmp, format="png", dpi=100))

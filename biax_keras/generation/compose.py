@@ -24,10 +24,8 @@ from typing import NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from biax_keras import render, representation
 from biax_keras.errors import Interrupted, UserError
-from biax_keras.primer import Primer, read_primer
-from biax_keras.sampling import (
+from biax_keras.generation.sampling import (
     DEFAULT_BPM,
     DEFAULT_TIME_SIGNATURE,
     SECONDS_PER_MINUTE,
@@ -36,6 +34,8 @@ from biax_keras.sampling import (
     generate_batch,
     steps_for_seconds,
 )
+from biax_keras.music import audio, representation
+from biax_keras.music.primer import Primer, read_primer
 
 log = logging.getLogger(__name__)
 
@@ -267,14 +267,14 @@ def plan(model_path, out, *, steps=None, seconds=None, bpm=None, seed=0, control
     if primer_path is not None:
         primer = read_primer(primer_path, config, steps=primer_steps, seconds=primer_seconds)
         if kind == "saved_model":
-            from biax_keras.export import check_time_signature
+            from biax_keras.generation.export import check_time_signature
 
             check_time_signature(primer.time_signature)
     check_length(num_samples, steps if steps is not None else 1, seed)
     synth = None
     if wav:
-        soundfont = render.check_audio(soundfont)
-        synth = render.choose_synth("auto")  # says so when only sine waves are left
+        soundfont = audio.check_audio(soundfont)
+        synth = audio.choose_synth("auto")  # says so when only sine waves are left
     return GenerateJob(os.fspath(model_path), paths, steps, seconds, bpm, int(seed),
                        controls or SamplingControls(), primer, primer_path, bool(only_new),
                        bool(wav), soundfont, synth)
@@ -315,16 +315,16 @@ def write_files(job):
                            "silent_steps": int(np.sum(~piece.rolls[index, first:, :, 0].any(-1)))})
         if job.wav:
             for entry in pieces:
-                audio = wav_path(entry["midi"])
+                wav_file = wav_path(entry["midi"])
                 try:
-                    render.render_wav(entry["midi"], audio, job.soundfont, synth=job.synth)
+                    audio.render_wav(entry["midi"], wav_file, job.soundfont, synth=job.synth)
                 except Exception as e:  # whatever the synthesizer raises, the MIDI stays
                     reason = " ".join(str(e).split())[:200] or type(e).__name__
-                    raise UserError(f"wrote {', '.join(finished)}, but could not render {audio} "
-                                    f"({reason}); render it later with "
+                    raise UserError(f"wrote {', '.join(finished)}, but could not render "
+                                    f"{wav_file} ({reason}); render it later with "
                                     f"`biax render {entry['midi']}`") from None
-                finished.append(audio)
-                entry["wav"] = audio
+                finished.append(wav_file)
+                entry["wav"] = wav_file
     except KeyboardInterrupt:
         if not finished:
             raise

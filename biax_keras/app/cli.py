@@ -21,10 +21,11 @@ import re
 import sys
 import tempfile
 import warnings
+from pathlib import Path
 
 import biax_keras
-from biax_keras import runs
 from biax_keras.errors import UserError
+from biax_keras.train import runs
 
 log = logging.getLogger("biax_keras")
 
@@ -152,13 +153,13 @@ def _add_prepare(subparsers):
 
 
 def _check_prepare(args):
-    from biax_keras import data, prepared
+    from biax_keras.data import preparation, records
 
     if args.source != "bach" and not os.path.exists(args.source):
         raise UserError(f"{args.source} does not exist; give a folder of MIDI files, a MIDI file, "
                         f"a TFRecord of NoteSequences, `bach` or a JSB .json/.pickle")
-    prepared.check_out(args.out, args.overwrite)
-    data.check_request(args.source, args.steps_per_quarter, args.split)
+    records.check_out(args.out, args.overwrite)
+    preparation.check_request(args.source, args.steps_per_quarter, args.split)
 
 
 def _run_prepare(args):
@@ -177,7 +178,7 @@ def _run_prepare(args):
         overwrite=args.overwrite,
     )
     if args.runner is not None:
-        from biax_keras import beam
+        from biax_keras.data import beam
 
         report = beam.prepare(args.source, args.out, runner=args.runner,
                               pipeline_options=args.pipeline_options, **settings)
@@ -209,7 +210,7 @@ def _add_train(subparsers):
     p.add_argument("--data", required=True, metavar="DIR", help="a prepared dataset folder")
     p.add_argument("--out", required=True, metavar="RUN", help="run folder (new, or unfinished to resume)")
     p.add_argument("--config", metavar="FILE", help='JSON {"model": {...}, "train": {...}}')
-    from biax_keras.train import TrainConfig
+    from biax_keras.train.config import TrainConfig
 
     # None: the --config file's value, else TrainConfig's default (shown).
     def default(name, unset="none"):
@@ -259,9 +260,9 @@ def _add_train(subparsers):
 
 
 def _check_train(args):
-    from biax_keras import prepared
+    from biax_keras.data import records
 
-    if not prepared.is_prepared(args.data):
+    if not records.is_prepared(args.data):
         raise UserError(f"{args.data} is not a prepared dataset (no meta.json); "
                         f"run `biax prepare SOURCE --out {args.data}` first")
     if args.config is not None and not os.path.isfile(args.config):
@@ -273,6 +274,7 @@ def _check_train(args):
 
 def _run_train(args):
     from biax_keras import train
+    from biax_keras.train import distribute
 
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "window": args.window,
                  "steps_per_epoch": args.steps_per_epoch, "learning_rate": args.learning_rate,
@@ -282,7 +284,7 @@ def _run_train(args):
                  "ema": args.ema, "transpose": args.transpose}
     report = train.train(args.data, args.out, args.config, strategy=args.strategy,
                          overrides=overrides, init=args.init, overwrite=args.overwrite,
-                         peer_timeout_s=args.peer_timeout or train.DEFAULT_PEER_TIMEOUT_S)
+                         peer_timeout_s=args.peer_timeout or distribute.DEFAULT_PEER_TIMEOUT_S)
     if not args.json:
         print(train.format_report(report))
     return report
@@ -347,7 +349,7 @@ def _check_evaluate(args):
         if not os.path.exists(args.data):
             raise UserError(f"--data {args.data} does not exist; give a prepared folder, a "
                             f"JSB-format .json/.pickle, or a MIDI file or folder")
-        from biax_keras import evaluate
+        from biax_keras.app import evaluate
 
         evaluate.check_request(args.model, args.data, args.split, args.steps_per_quarter)
         return
@@ -378,7 +380,7 @@ def _run_evaluate(args):
 
 
 def _evaluate_likelihood(args):
-    from biax_keras import evaluate
+    from biax_keras.app import evaluate
 
     result = evaluate.evaluate_model(args.model, args.data, split=args.split,
                                      steps_per_quarter=args.steps_per_quarter,
@@ -389,15 +391,15 @@ def _evaluate_likelihood(args):
 
 
 def _evaluate_music(args):
-    from biax_keras import musicstats
+    from biax_keras.music import plots, statistics
 
-    result = musicstats.compare_sets(
+    result = statistics.compare_sets(
         args.generated, args.reference, steps_per_quarter=args.steps_per_quarter or 4)
     if args.plot is not None:
-        musicstats.plot_comparison(result["generated"], result["reference"], args.plot)
+        plots.plot_comparison(result["generated"], result["reference"], args.plot)
         result["plot"] = args.plot
     if not args.json:
-        print(musicstats.format_comparison(result))
+        print(statistics.format_comparison(result))
         if args.plot is not None:
             print(f"wrote {args.plot}")
     return result
@@ -469,8 +471,8 @@ def _add_generate(subparsers):
 
 
 def _check_generate(args):
-    from biax_keras import compose
-    from biax_keras.sampling import SamplingControls
+    from biax_keras.generation import compose
+    from biax_keras.generation.sampling import SamplingControls
 
     biax_keras.model_file(args.model)
     _check_output_folder(compose.output_paths(args.out, args.num_samples)[0], "--out")
@@ -489,7 +491,7 @@ def _check_generate(args):
 
 
 def _run_generate(args):
-    from biax_keras import compose
+    from biax_keras.generation import compose
 
     result = compose.write_files(args.job)
     if not args.json:
@@ -531,7 +533,7 @@ def _check_export(args):
 
 
 def _run_export(args):
-    from biax_keras import export
+    from biax_keras.generation import export
 
     model = biax_keras.load_model(args.model)
     result = export.export_model(model, args.out, overwrite=args.overwrite)
@@ -546,7 +548,8 @@ def _run_export(args):
 
 
 def _add_render(subparsers):
-    from biax_keras import render
+    from biax_keras.app import render as render_command
+    from biax_keras.music import audio
 
     p = subparsers.add_parser(
         "render",
@@ -562,13 +565,13 @@ def _add_render(subparsers):
         ),
     )
     p.add_argument("paths", nargs="+", metavar="MIDI", help="MIDI files or folders")
-    p.add_argument("--to", action="append", choices=render.FORMATS, default=None,
+    p.add_argument("--to", action="append", choices=render_command.FORMATS, default=None,
                    help="what to write; repeat for both (default: wav)")
     p.add_argument("--compare", action="store_true",
                    help="one PNG of the files' piano rolls one above the other (A_vs_B.png)")
     p.add_argument("--out-dir", default=None, metavar="DIR",
                    help="where to write (default: next to each MIDI file)")
-    p.add_argument("--synth", choices=render.SYNTHS, default="auto",
+    p.add_argument("--synth", choices=audio.SYNTHS, default="auto",
                    help="soundfont (midirenderer), fluidsynth or sine; auto: the first "
                         "installed of these (default: auto)")
     p.add_argument("--soundfont", metavar="FILE.sf2", default=None,
@@ -577,20 +580,20 @@ def _add_render(subparsers):
 
 
 def _run_render(args):
-    from biax_keras import render
+    from biax_keras.app import render as render_command
 
     if args.compare:
         if args.to:
             raise UserError("--compare writes one PNG; leave out --to")
-        result = render.compare(args.paths, out_dir=args.out_dir)
+        result = render_command.compare(args.paths, out_dir=args.out_dir)
         if not args.json:
             print(f"wrote {result['png']}")
         return result
-    result = render.render(args.paths, to=args.to or ("wav",), out_dir=args.out_dir,
+    result = render_command.render(args.paths, to=args.to or ("wav",), out_dir=args.out_dir,
                            synth=args.synth, soundfont=args.soundfont)
     if not args.json:
         for entry in result["written"]:
-            outputs = " and ".join(entry[f] for f in render.FORMATS if f in entry)
+            outputs = " and ".join(entry[f] for f in render_command.FORMATS if f in entry)
             print(f"wrote {outputs}")
         if result["skipped"]:
             print(f"skipped {len(result['skipped'])} file(s):")
@@ -605,7 +608,7 @@ def _run_render(args):
 
 
 def _add_studio(subparsers):
-    from biax_keras import studio
+    from biax_keras.app import studio
 
     p = subparsers.add_parser(
         "studio",
@@ -639,7 +642,7 @@ def _port(text):
 
 
 def _run_studio(args):
-    from biax_keras import studio
+    from biax_keras.app import studio
 
     def ready(url):
         print(f"biax studio: {url} (Ctrl+C to stop)", flush=True)
@@ -660,30 +663,43 @@ def _run_studio(args):
 # benchmark
 # ----------------------------------------------------------------------------
 
-_BENCHMARKS = {
-    # name -> module in biax_keras.bench with a `run(args) -> dict` and `add_arguments(parser)`
-    "data": "biax_keras.bench.data",
-    "train": "biax_keras.bench.train",
-    "generate": "biax_keras.bench.generate",
-}
+# The speed benchmarks live with the others, in the source tree's
+# benchmarks/speed/ (each a module with `add_arguments(parser)` and
+# `run(args) -> dict`); `biax benchmark` runs them from a checkout.
+_SOURCE_TREE = Path(__file__).resolve().parents[2]
+_BENCHMARKS = ("data", "train", "generate")
+
+
+def _benchmark_module(name):
+    """`benchmarks/speed/NAME.py` of the source tree, imported, or None."""
+    import importlib
+
+    if not (_SOURCE_TREE / "benchmarks" / "speed" / f"{name}.py").is_file():
+        return None
+    if str(_SOURCE_TREE) not in sys.path:
+        sys.path.insert(0, str(_SOURCE_TREE))
+    return importlib.import_module(f"benchmarks.speed.{name}")
 
 
 def _add_benchmark(subparsers):
-    import importlib
-
     p = subparsers.add_parser("benchmark", help="measure speed: " + ", ".join(_BENCHMARKS))
     what = p.add_subparsers(dest="what", required=True, parser_class=_Parser)
-    for name, module in _BENCHMARKS.items():
-        q = what.add_parser(name, help=f"{name} benchmark")
+    for name in _BENCHMARKS:
+        q = what.add_parser(name, help=f"{name} benchmark (benchmarks/speed/{name}.py)")
         q.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-        importlib.import_module(module).add_arguments(q)
+        module = _benchmark_module(name)
+        if module is not None:
+            module.add_arguments(q)
         q.set_defaults(func=_run_benchmark)
 
 
 def _run_benchmark(args):
-    import importlib
-
-    result = importlib.import_module(_BENCHMARKS[args.what]).run(args)
+    module = _benchmark_module(args.what)
+    if module is None:
+        raise UserError(f"biax benchmark runs benchmarks/speed/{args.what}.py of a source "
+                        f"checkout, and this installation has none; run it from a clone of "
+                        f"biax_keras")
+    result = module.run(args)
     if not args.json:
         print(json.dumps(result, indent=2))
     return result

@@ -5,7 +5,7 @@ time and memory bound for each file, the same skip reasons), run by Beam so
 that a collection too large for one machine is read by many: Dataflow,
 Flink, Spark or any other Beam runner, or the DirectRunner on one machine.
 
-    from biax_keras import beam
+    from biax_keras.data import beam
     report = beam.prepare("lakh/", "data/lakh", runner="DirectRunner",
                           pipeline_options=["--direct_num_workers=4"])
 
@@ -42,6 +42,7 @@ import time
 from pathlib import Path
 
 from biax_keras import data
+from biax_keras.data import preparation, readers, records
 from biax_keras.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ class _ReadPiece:
     """Beam DoFn body: one task -> its record and its outcome line.
 
     Each file is read in a child process of the Beam worker, started with the
-    local path's bounds (`data._init_worker`: a wall-clock alarm and an
+    local path's bounds (`readers._init_worker`: a wall-clock alarm and an
     address-space limit), so that a file which hangs or swamps its reader
     costs one skip, as in `data.prepare`.
     """
@@ -113,7 +114,7 @@ class _ReadPiece:
 
         self.pool = concurrent.futures.ProcessPoolExecutor(
             1, mp_context=multiprocessing.get_context("spawn"),
-            initializer=data._init_worker, initargs=(self.timeout_s,))
+            initializer=readers._init_worker, initargs=(self.timeout_s,))
 
     def teardown(self):
         if self.pool is not None:
@@ -132,7 +133,7 @@ class _ReadPiece:
 
         index, name = task[0], task[1]
         try:
-            future = self.pool.submit(data._read_chunk, [task], self.settings)
+            future = self.pool.submit(readers._read_chunk, [task], self.settings)
             [result] = future.result(timeout=self.timeout_s + _KILL_GRACE_S)
             return result
         except BrokenProcessPool:
@@ -153,7 +154,7 @@ class _ReadPiece:
             return None, json.dumps(line)
         roll, beat, dropped = outcome
         line.update(steps=int(roll.shape[0]), dropped=int(dropped))
-        return data._example(name, roll, beat), json.dumps(line)
+        return records._example(name, roll, beat), json.dumps(line)
 
 
 class _Parts:
@@ -172,7 +173,7 @@ class _Parts:
 
         import tensorflow as tf
 
-        key = (split, data.shard_of(name, self.shards[split]))
+        key = (split, records.shard_of(name, self.shards[split]))
         if key not in self.writers:
             path = self.folder / f"{key[0]}-{key[1]:05d}.{uuid.uuid4().hex}.part"
             self.writers[key] = (tf.io.TFRecordWriter(str(path)), path)
@@ -183,7 +184,7 @@ class _Parts:
         parts = []
         for (split, shard), (writer, path) in self.writers.items():
             writer.close()
-            parts.append((data.shard_name(split, shard, self.shards[split]), str(path)))
+            parts.append((records.shard_name(split, shard, self.shards[split]), str(path)))
         self.writers = {}
         return parts
 
@@ -240,7 +241,7 @@ def _pipeline_options(runner_name, pipeline_options, workers):
         if "direct_running_mode" not in given:
             extra["direct_running_mode"] = "multi_processing"
         if "direct_num_workers" not in given:
-            extra["direct_num_workers"] = workers or data._default_workers()
+            extra["direct_num_workers"] = workers or readers._default_workers()
     return PipelineOptions(flags, **extra)
 
 
@@ -273,12 +274,12 @@ def prepare(source, out, *, runner, pipeline_options=(), workers=None, **setting
         logging.getLogger("apache_beam").setLevel(logging.WARNING)
     beam_runner = make_runner(runner)
     options = _pipeline_options(runner, pipeline_options, workers)
-    job = data.plan(source, out, **settings)
-    report, lengths = data.new_report(job), {split: [] for split in data.SPLITS}
+    job = preparation.plan(source, out, **settings)
+    report, lengths = preparation.new_report(job), {split: [] for split in data.SPLITS}
     log.info("reading %d pieces from %s on %s into %s shards", len(job.found.tasks),
              job.found.label, runner, "/".join(str(job.shards[s]) for s in data.SPLITS))
 
-    staging = data.staging_folder(job.out)
+    staging = preparation.staging_folder(job.out)
     try:
         reader = _ReadPiece(job.settings, job.timeout_s)
         parts_folder = staging / ".parts"
@@ -333,8 +334,8 @@ def prepare(source, out, *, runner, pipeline_options=(), workers=None, **setting
 
         _collect(staging, job, report, lengths)
         parts_folder.rmdir()  # empty: every part was joined
-        data.rebalance(job, staging, report, lengths)
-        data.finish(job, staging, report, lengths, started)
+        preparation.rebalance(job, staging, report, lengths)
+        preparation.finish(job, staging, report, lengths, started)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -351,9 +352,9 @@ def _collect(staging, job, report, lengths):
         path.unlink()
     for line in sorted(lines, key=lambda line: line["index"]):
         outcome = line["reason"] if "reason" in line else (line["steps"], line["dropped"])
-        data.add_outcome(report, lengths, line["name"], line["split"], outcome)
+        preparation.add_outcome(report, lengths, line["name"], line["split"], outcome)
     for split, count in job.shards.items():
         for i in range(count):
-            path = Path(staging) / data.shard_name(split, i, count)
+            path = Path(staging) / records.shard_name(split, i, count)
             if not path.exists():
                 path.touch()

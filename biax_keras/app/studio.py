@@ -6,7 +6,7 @@
 One picks a model (a shipped one, the --model given, or any run folder or
 .keras file typed in), sets the length, temperature, conservativity and seed,
 optionally uploads a primer MIDI, and presses Compose: the page shows the
-piano roll (`render.roll_image`), plays the piece (`render.synthesize`: the
+piano roll (`pictures.roll_image`), plays the piece (`audio.synthesize`: the
 General MIDI piano) and offers the MIDI and WAV. Continue composes on from
 the current piece. Composing is `compose.compose`, the flow `biax generate`
 runs: a primer keeps its tempo and meter here as there.
@@ -99,8 +99,9 @@ class Studio:
         Raises:
             UserError: for any setting, model or upload that cannot be used.
         """
-        from biax_keras import compose, render
-        from biax_keras.sampling import SamplingControls
+        from biax_keras.generation import compose
+        from biax_keras.generation.sampling import SamplingControls
+        from biax_keras.music import audio, pictures
 
         if not isinstance(request, dict):
             raise UserError("the request must be a JSON object")
@@ -139,14 +140,14 @@ class Studio:
             folder = self.folder / piece_id
             folder.mkdir()
             sequence = piece.write_midi(0, folder / "piece.mid")
-            synth = render.render_wav(folder / "piece.mid", folder / "piece.wav")
+            synth = audio.render_wav(folder / "piece.mid", folder / "piece.wav")
             meter = "/".join(map(str, piece.time_signature))
             titles = [f"{Path(key).name}: {piece.seconds():.1f} s at {piece.bpm:g} bpm in {meter}, "
                       f"seed {int(seed)}, temperature {settings['temperature']:g}, "
                       f"conservativity {settings['conservativity']:g}"
                       + (f"; the first {piece.primer_steps} steps are the primer"
                          if piece.primer_steps else "")]
-            render.save_png(render.roll_image(piece.rolls[0], titles=titles,
+            pictures.save_png(pictures.roll_image(piece.rolls[0], titles=titles,
                                               lowest_pitch=piece.lowest_pitch, beats=[piece.beat]),
                             folder / "roll.png")
             self.pieces[piece_id] = {"composition": piece, "model": key, "folder": folder,
@@ -191,7 +192,7 @@ def _number(value, name, low, high):
 
 def _read_primer(upload, config):
     """The primer upload `{"name", "data": base64}` as a `primer.Primer` for the model."""
-    from biax_keras.primer import read_primer
+    from biax_keras.music.primer import read_primer
 
     name = str(upload.get("name") or "the primer") if isinstance(upload, dict) else "the primer"
     data = upload.get("data") if isinstance(upload, dict) else None

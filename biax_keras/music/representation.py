@@ -411,6 +411,35 @@ def pitch_sets_to_roll(pitch_sets, steps_per_quarter=DEFAULT_STEPS_PER_QUARTER,
 # ----------------------------------------------------------------------------
 
 
+def play_and_onsets(roll):
+    """Boolean play and onset matrices `(steps, notes)` of a roll: where notes
+    sound, and where a note starts (struck, or playing after silence).
+
+    Args:
+        roll: `(steps, notes, 2)` play/articulate, or `(steps, notes)` play only.
+
+    Returns:
+        `(play, onsets)`.
+
+    Raises:
+        ValueError: for an array of another shape.
+    """
+    roll = np.asarray(roll)
+    if roll.ndim == 3 and roll.shape[-1] == 2:
+        play = roll[..., 0] != 0
+        articulate = roll[..., 1] != 0
+    elif roll.ndim == 2:
+        play = roll != 0
+        articulate = np.zeros_like(play)
+    else:
+        raise ValueError(f"a roll is (steps, notes, 2) or (steps, notes), got shape {roll.shape}")
+    previous = np.zeros_like(play)
+    previous[1:] = play[:-1]
+    # Articulate without play is not a note; play after silence always is.
+    onsets = play & (articulate | ~previous)
+    return play, onsets
+
+
 def _check_roll(roll):
     roll = np.asarray(roll)
     if roll.ndim != 3 or roll.shape[2] != 2:

@@ -70,7 +70,7 @@ def forward_flops_per_note_step(config):
         int: FLOPs of the LSTMs' and the head's matrix products for one note
         at one step.
     """
-    from biax_keras.layers import note_feature_size
+    from biax_keras.nn.note_features import note_feature_size
 
     flops = 0
     inputs = note_feature_size(config.beat_bits)
@@ -129,7 +129,7 @@ def _random_batch(batch_size, window, num_notes, beat_bits, seed=0):
     import numpy as np
     import tensorflow as tf
 
-    from biax_keras.layers import note_feature_size
+    from biax_keras.nn.note_features import note_feature_size
 
     rng = np.random.default_rng(seed)
     play = rng.random((batch_size, window + 1, num_notes)) < PLAY_DENSITY
@@ -178,7 +178,7 @@ def run(args):
     import tensorflow as tf
 
     from biax_keras.errors import UserError
-    from biax_keras.model import BiaxialConfig, build_model
+    from biax_keras.nn.model import BiaxialConfig, build_model
 
     for name in ("repeats", "batches", "batch_size", "window", "num_notes"):
         if getattr(args, name) < 1:

@@ -412,7 +412,7 @@ class Sampler:
         Returns:
             np.uint8 `(K, P + steps, N, 2)`, each piece opening with the primer.
         """
-        from biax_keras import representation
+        from biax_keras.music import representation
 
         steps_per_bar = representation.bar_steps(time_signature,
                                                  self.model.config.steps_per_quarter)
@@ -463,8 +463,8 @@ def checked_primer(config, primer, primer_beat=None, num_notes=None):
     Raises:
         UserError: for a primer that cannot be used.
     """
-    from biax_keras import primer as primer_lib
-    from biax_keras import representation
+    from biax_keras.music import primer as primer_lib
+    from biax_keras.music import representation
 
     time_signature = None
     if isinstance(primer, (str, os.PathLike)):

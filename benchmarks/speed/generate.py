@@ -110,10 +110,14 @@ def run(args):
     import os
 
     import tensorflow as tf
+    from benchmarks.speed.train import (
+        MATMUL_SIZE,
+        forward_flops_per_note_step,
+        matmul_timer,
+    )
 
-    from biax_keras import sampling
-    from biax_keras.bench.train import MATMUL_SIZE, forward_flops_per_note_step, matmul_timer
-    from biax_keras.model import NOTES_PER_ITERATION, BiaxialConfig, build_model
+    from biax_keras.generation import sampling
+    from biax_keras.nn.model import NOTES_PER_ITERATION, BiaxialConfig, build_model
 
     sizes = {}
     if args.time_units:

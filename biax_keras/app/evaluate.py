@@ -27,8 +27,8 @@ import tempfile
 
 import numpy as np
 
+from biax_keras.data.records import jsb_steps_per_quarter
 from biax_keras.errors import UserError
-from biax_keras.prepared import jsb_steps_per_quarter
 
 log = logging.getLogger(__name__)
 
@@ -181,17 +181,17 @@ def _quiet(logger):
 
 def _source_kind(source):
     """"prepared", "jsb" or "midi" for a --data path that exists."""
-    from biax_keras import prepared
-    from biax_keras.musicstats import midi_files
+    from biax_keras.data import records
+    from biax_keras.music.midi_files import midi_files
 
     if os.path.isdir(source):
-        if prepared.is_prepared(source):
+        if records.is_prepared(source):
             return "prepared"
         if midi_files(source):
             return "midi"
         raise UserError(f"{source} is neither a prepared dataset (no meta.json) nor a folder "
                         f"of MIDI files (.mid, .midi, .kar)")
-    if source.lower().endswith(prepared.JSON_SUFFIXES + prepared.PICKLE_SUFFIXES):
+    if source.lower().endswith(records.JSON_SUFFIXES + records.PICKLE_SUFFIXES):
         return "jsb"
     if midi_files(source):
         return "midi"
@@ -205,8 +205,8 @@ def _read_midi(source, model_config):
     Returns:
         `(pieces, meta, skipped)`: pieces as `(path, roll, beat)` on all 128 pitches.
     """
-    from biax_keras import representation
-    from biax_keras.musicstats import midi_files
+    from biax_keras.music import representation
+    from biax_keras.music.midi_files import midi_files
 
     pieces, skipped = [], []
     for path in midi_files(source):
@@ -253,6 +253,7 @@ def _read_source(source, split, model_config, steps_per_quarter=None):
         be read; the split scored (None for MIDI files, scored whole).
     """
     from biax_keras import data
+    from biax_keras.data import preparation, sources
 
     if not os.path.exists(source):
         raise UserError(f"{source} does not exist; give a prepared folder, a JSB .json/.pickle "
@@ -267,13 +268,13 @@ def _read_source(source, split, model_config, steps_per_quarter=None):
     # the model's range are counted, not silently dropped) in a scratch folder.
     with tempfile.TemporaryDirectory(prefix="biax-evaluate-") as scratch:
         out = os.path.join(scratch, "prepared")
-        with _quiet(data.log):
+        with _quiet(preparation.log):
             report = data.prepare(
                 source,
                 out,
                 steps_per_quarter=resolution,
-                lowest_pitch=data.JSB_LOWEST_PITCH,
-                num_notes=data.JSB_NUM_NOTES,
+                lowest_pitch=sources.JSB_LOWEST_PITCH,
+                num_notes=sources.JSB_NUM_NOTES,
             )
         meta = dict(data.load_meta(out), notes_dropped=int(report.get("notes_dropped", 0)),
                     split_counts=report.get("pieces", {}))

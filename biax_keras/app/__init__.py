@@ -1,0 +1,1 @@
+"""What users run: the `biax` command line, the studio page, `biax render`, `biax evaluate`."""

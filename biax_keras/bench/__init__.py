@@ -1,1 +1,0 @@
-"""Speed benchmarks behind `biax benchmark <what>`; each module has add_arguments and run."""
