@@ -28,17 +28,18 @@ demo: $(STAMP)
 	$(BIN)/biax generate --model $(DEMO_MODEL) --out out/demo.mid --seconds 30 --seed 1
 	$(BIN)/biax render out/demo.mid --to wav --to png
 
-# The JSB recipe: `make bench-quality DATASET=jsb_chorales` on the file in
-# $(JSB_DIR).
-jsb: $(STAMP)
-	DATA_DIR=$(JSB_DIR) benchmarks/quality.sh jsb_chorales
-
 # One of the four polyphonic benchmarks (jsb_chorales, musedata, nottingham,
 # piano_midi_de): prepare, train play-only with early stopping on valid, score
-# valid and train on whole pieces. See benchmarks/quality.sh.
+# valid and train on whole pieces. See benchmarks/quality.sh; DATA_DIR is the
+# folder holding the datasets' JSON files (default ../shared/data/polyphonic).
 DATASET ?= jsb_chorales
 bench-quality: $(STAMP)
-	benchmarks/quality.sh $(DATASET)
+	$(if $(DATA_DIR),DATA_DIR=$(DATA_DIR) )benchmarks/quality.sh $(DATASET)
+
+# The JSB recipe: `make bench-quality DATASET=jsb_chorales` on the file in $(JSB_DIR).
+jsb: DATASET = jsb_chorales
+jsb: DATA_DIR = $(JSB_DIR)
+jsb: bench-quality
 
 benchmark: $(STAMP)
 	benchmarks/run.sh

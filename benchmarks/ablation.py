@@ -34,6 +34,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from benchmarks.recorded import newest  # noqa: E402
 RECIPE = ROOT / "benchmarks" / "quality.sh"
 VARIANTS = ROOT / "benchmarks" / "ablations.json"
 # The config quality.sh trains each dataset with.
@@ -107,10 +109,7 @@ def seeds_on_disk(runs, dataset, name):
 
 def newest_recorded(dataset):
     """The newest benchmarks/results/ablation-DATASET-DATE.json, or None."""
-    pattern = re.compile(rf"ablation-{re.escape(dataset)}-\d{{4}}-\d\d-\d\d\.json")
-    found = sorted(p for p in (ROOT / "benchmarks" / "results").glob(f"ablation-{dataset}-*.json")
-                   if pattern.fullmatch(p.name))
-    return found[-1] if found else None
+    return newest(f"ablation-{dataset}")
 
 
 def recorded_seeds(path, dataset):

@@ -17,6 +17,8 @@ import biax_keras
 pytestmark = pytest.mark.slow
 
 SAVED = Path(__file__).resolve().parent.parent / "saved_models"
+sys.path.insert(0, str(SAVED.parent))
+from benchmarks.recorded import newest  # noqa: E402
 SHIPPED = {
     # folder: (lowest pitch, notes, steps per quarter, play only)
     "bach": (24, 78, 4, False),
@@ -132,11 +134,9 @@ BENCHMARK_COLUMNS = {"jsb_chorales": 0, "musedata": 1, "nottingham": 2, "piano_m
 
 def newest_result(stem):
     """The newest benchmarks/results/`stem`-DATE.json, read (not `stem`-TAG-DATE.json)."""
-    results = SAVED.parent / "benchmarks" / "results"
-    found = sorted(path for path in results.glob(f"{stem}-*.json")
-                   if re.fullmatch(rf"{re.escape(stem)}-\d{{4}}-\d\d-\d\d\.json", path.name))
+    found = newest(stem)
     assert found, f"no benchmarks/results/{stem}-DATE.json"
-    return json.loads(found[-1].read_text())
+    return json.loads(found.read_text())
 
 
 def recorded_scores(name, split):

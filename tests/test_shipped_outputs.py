@@ -72,10 +72,17 @@ def test_exported_generate_signature(shipped, tmp_path):
     from biax_keras.generation.export import export_model
 
     name, model = shipped
+    first_controls = dict(
+        steps=tf.constant(24), seed=tf.constant(3, tf.int64), temperature=tf.constant(1.0),
+        conservativity=tf.constant(1.0), adaptive=tf.constant(False), num_samples=tf.constant(2))
     export_model(model, tmp_path / name)
     loaded = tf.saved_model.load(str(tmp_path / name))
-    roll = loaded.generate(
-        steps=tf.constant(24), seed=tf.constant(3, tf.int64), temperature=tf.constant(1.0),
-        conservativity=tf.constant(1.0), adaptive=tf.constant(False),
-        num_samples=tf.constant(2))["roll"].numpy()
+    roll = loaded.generate(**first_controls, min_pitch=tf.constant(0),
+                           max_pitch=tf.constant(127))["roll"].numpy()
     np.testing.assert_array_equal(roll, _roll(name, "exported"))
+    # An export of the first control set (what biax_keras wrote before the
+    # pitch range existed) is called as it always was, and composes the same.
+    export_model(model, tmp_path / "v1", controls_version=1)
+    older = tf.saved_model.load(str(tmp_path / "v1"))
+    np.testing.assert_array_equal(older.generate(**first_controls)["roll"].numpy(),
+                                  _roll(name, "exported"))

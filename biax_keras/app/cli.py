@@ -420,6 +420,8 @@ def _check_output_folder(path, flag):
 
 
 def _add_generate(subparsers):
+    from biax_keras.generation.controls import SamplingControls
+
     p = subparsers.add_parser(
         "generate",
         help="compose MIDI (and WAV) with a model",
@@ -445,12 +447,7 @@ def _add_generate(subparsers):
                         help="length of the new music in steps (16th notes by default)")
     p.add_argument("--bpm", type=_positive_float, default=None,
                    help="tempo in quarter notes per minute (default: the primer's, else 120)")
-    p.add_argument("--temperature", type=_positive_float, default=1.0,
-                   help="> 1 wilder, < 1 safer")
-    p.add_argument("--conservativity", type=_positive_float, default=1.0,
-                   help="P(play) is raised to this power: > 1 plays fewer notes")
-    p.add_argument("--adaptive", action="store_true",
-                   help="lower the conservativity during silences, as the original did")
+    SamplingControls.add_arguments(p)
     p.add_argument("--seed", type=int, default=0, help="the same seed gives the same music")
     p.add_argument("--primer", metavar="FILE.mid", default=None, help="MIDI to continue")
     opening = p.add_mutually_exclusive_group()
@@ -472,7 +469,7 @@ def _add_generate(subparsers):
 
 def _check_generate(args):
     from biax_keras.generation import compose
-    from biax_keras.generation.sampling import SamplingControls
+    from biax_keras.generation.controls import SamplingControls
 
     biax_keras.model_file(args.model)
     _check_output_folder(compose.output_paths(args.out, args.num_samples)[0], "--out")
@@ -480,8 +477,7 @@ def _check_generate(args):
         raise UserError(f"primer {args.primer} does not exist or is not a file")
     if args.soundfont is not None and not os.path.isfile(args.soundfont):
         raise UserError(f"--soundfont {args.soundfont} does not exist")
-    controls = SamplingControls(temperature=args.temperature,
-                                conservativity=args.conservativity, adaptive=args.adaptive)
+    controls = SamplingControls.from_arguments(args)
     args.job = compose.plan(
         args.model, args.out, steps=args.steps, seconds=args.seconds, bpm=args.bpm,
         seed=args.seed, controls=controls, primer_path=args.primer,

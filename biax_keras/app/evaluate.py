@@ -60,12 +60,13 @@ class Scores:
 
     def add(self, target, probabilities, play_only):
         """Adds one piece: `target` and `probabilities` are `(steps, N, 2)` numpy."""
-        p = np.clip(probabilities.astype(np.float64), 1e-7, 1.0 - 1e-7)
-        t = target.astype(np.float64)
-        bce = -(t * np.log(p) + (1.0 - t) * np.log(1.0 - p))
-        self.play_nll += float(bce[..., 0].sum())
-        if not play_only:
-            self.articulate_nll += float((bce[..., 1] * t[..., 0]).sum())
+        from biax_keras.nn.model import frame_losses
+
+        # The training loss's own maths, in float64: sums over whole pieces.
+        play, articulate = frame_losses(target[None], probabilities[None].astype(np.float64),
+                                        play_only)
+        self.play_nll += float(np.sum(play))
+        self.articulate_nll += float(np.sum(articulate))
         predicted = probabilities[..., 0] > 0.5
         true = target[..., 0] > 0
         self.true_positives += int(np.sum(predicted & true))
@@ -98,8 +99,9 @@ class Scores:
 
 def previous_steps(roll):
     """The model's `roll` input for a piece: silence, then every step but the last."""
-    silence = np.zeros_like(roll[:1])
-    return np.concatenate([silence, roll[:-1]], axis=0)
+    from biax_keras.music.representation import prepend_silence
+
+    return prepend_silence(roll)[:-1]
 
 
 def score_pieces(model, pieces, play_only=False, batch_size=_BATCH_SIZE,
@@ -205,24 +207,10 @@ def _read_midi(source, model_config):
     Returns:
         `(pieces, meta, skipped)`: pieces as `(path, roll, beat)` on all 128 pitches.
     """
-    from biax_keras.music import representation
-    from biax_keras.music.midi_files import midi_files
+    from biax_keras.music.midi_files import midi_files, read_rolls
 
-    pieces, skipped = [], []
-    for path in midi_files(source):
-        try:
-            roll, beat = representation.midi_to_roll(
-                path, steps_per_quarter=model_config.steps_per_quarter,
-                lowest_pitch=MIDI_LOWEST, num_notes=MIDI_NOTES)
-        except (representation.RepresentationError, OSError) as e:
-            skipped.append({"path": path, "reason": " ".join(str(e).split()) or type(e).__name__})
-            continue
-        if len(roll):
-            pieces.append((path, roll, beat))
-        else:
-            skipped.append({"path": path, "reason": "no notes"})
-    for item in skipped:
-        log.warning("skipped %s: %s", item["path"], item["reason"])
+    pieces, skipped = read_rolls(midi_files(source), model_config.steps_per_quarter,
+                                 MIDI_LOWEST, MIDI_NOTES)
     if not pieces:
         first = f" (e.g. {skipped[0]['path']}: {skipped[0]['reason']})" if skipped else ""
         raise UserError(f"no MIDI file in {source} could be read{first}")

@@ -18,7 +18,13 @@ from biax_keras.music.audio import (
     choose_synth,
     render_wav,
 )
-from biax_keras.music.pictures import read_roll, render_png, roll_image, save_png
+from biax_keras.music.midi_files import midi_files, read_rolls
+from biax_keras.music.pictures import (
+    PNG_STEPS_PER_QUARTER,
+    render_png,
+    roll_image,
+    save_png,
+)
 
 FORMATS = ("wav", "png")
 
@@ -68,13 +74,11 @@ def render(paths, to=("wav",), out_dir=None, synth="auto", soundfont=None,
                 stem = os.path.join(os.fspath(out_dir), os.path.splitext(relative)[0])
             jobs.append((midi, stem))
 
-    written, skipped = [], []
-    for midi, stem in jobs:
-        try:
-            roll, beat = read_roll(midi)
-        except _unreadable() as e:
-            skipped.append({"path": midi, "reason": str(e) or type(e).__name__})
-            continue
+    stems = dict(jobs)
+    pieces, skipped = read_rolls(stems, PNG_STEPS_PER_QUARTER, warn=False)
+    written = []
+    for midi, roll, beat in pieces:
+        stem = stems[midi]
         os.makedirs(os.path.dirname(os.path.abspath(stem)), exist_ok=True)
         entry = {"midi": midi}
         if "wav" in formats:
@@ -108,18 +112,15 @@ def compare(paths, out_dir=None):
         raise UserError("--compare needs two or more MIDI files, e.g. "
                         "`biax render chorale.mid sample.mid --compare`")
     _check_out_dir(out_dir)
-    rolls, beats = [], []
     for path in paths:
         if os.path.isdir(path):
             raise UserError(f"--compare takes MIDI files, and {path} is a folder")
         if not os.path.exists(path):
             raise UserError(f"{path} does not exist; give MIDI files to compare")
-        try:
-            roll, beat = read_roll(path)
-        except _unreadable() as e:
-            raise UserError(f"cannot compare {path}: {e or type(e).__name__}") from None
-        rolls.append(roll)
-        beats.append(beat)
+    pieces, skipped = read_rolls(paths, PNG_STEPS_PER_QUARTER, warn=False)
+    if skipped:
+        raise UserError(f"cannot compare {skipped[0]['path']}: {skipped[0]['reason']}")
+    rolls, beats = [roll for _, roll, _ in pieces], [beat for _, _, beat in pieces]
     stems = [os.path.splitext(os.path.basename(p))[0] for p in paths]
     folder = os.fspath(out_dir) if out_dir is not None else os.path.dirname(os.path.abspath(paths[0]))
     os.makedirs(folder, exist_ok=True)
@@ -134,17 +135,9 @@ def _check_out_dir(out_dir):
 
 
 def _midi_files_of(path):
-    from biax_keras.music.midi_files import midi_files
-
     if not os.path.exists(path):
         raise UserError(f"{path} does not exist; give MIDI files or folders of them")
     found = midi_files(path)
     if not found:
         raise UserError(f"no MIDI files (.mid, .midi, .kar) in {path}")
     return found
-
-
-def _unreadable():
-    from biax_keras.music import representation
-
-    return (representation.RepresentationError, OSError)

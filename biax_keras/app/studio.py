@@ -4,7 +4,7 @@
     biax studio --model runs/bach --port 8000
 
 One picks a model (a shipped one, the --model given, or any run folder or
-.keras file typed in), sets the length, temperature, conservativity and seed,
+.keras file typed in), sets the length, the sampling controls and the seed,
 optionally uploads a primer MIDI, and presses Compose: the page shows the
 piano roll (`pictures.roll_image`), plays the piece (`audio.synthesize`: the
 General MIDI piano) and offers the MIDI and WAV. Continue composes on from
@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 from biax_keras.errors import UserError
+from biax_keras.generation.controls import SamplingControls
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,9 @@ MAX_PIECE_STEPS = 8000  # a piece continued again and again stops here
 MAX_REQUEST_BYTES = 2 * MAX_PRIMER_BYTES  # the primer travels as base64 in JSON
 KEPT_PIECES = 20  # older pieces' files are removed from the temporary folder
 # The seed takes what `biax generate --seed` takes: any 64-bit whole number.
-LIMITS = {"seconds": (0.5, MAX_SECONDS), "temperature": (0.05, 5.0),
-          "conservativity": (0.05, 10.0), "seed": (-2**63, 2**63 - 1)}
+# The sampling controls' inputs come from `SamplingControls` itself (their
+# names, ranges and help); the studio's own settings are these.
+LIMITS = {"seconds": (0.5, MAX_SECONDS), "seed": (-2**63, 2**63 - 1)}
 FILES = {"piece.mid": "audio/midi", "piece.wav": "audio/wav", "roll.png": "image/png"}
 SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "saved_models"
 
@@ -100,18 +102,15 @@ class Studio:
             UserError: for any setting, model or upload that cannot be used.
         """
         from biax_keras.generation import compose
-        from biax_keras.generation.sampling import SamplingControls
         from biax_keras.music import audio, pictures
 
         if not isinstance(request, dict):
             raise UserError("the request must be a JSON object")
-        settings = {name: _number(request.get(name), name, *LIMITS[name])
-                    for name in ("seconds", "temperature", "conservativity")}
+        seconds = _number(request.get("seconds"), "seconds", *LIMITS["seconds"])
         seed = _number(request.get("seed"), "seed", *LIMITS["seed"])
         if seed != int(seed):
             raise UserError(f"the seed must be a whole number, got {request.get('seed')}")
-        controls = SamplingControls(temperature=settings["temperature"],
-                                    conservativity=settings["conservativity"])
+        controls = SamplingControls.from_page(request)
         with self.lock:
             key, model = self._model(request.get("model"), (request.get("model_path") or "").strip())
             primer = None
@@ -127,7 +126,7 @@ class Studio:
                 primer = piece["composition"].as_primer()
             elif request.get("primer"):
                 primer = _read_primer(request["primer"], model.config)
-            steps = compose.length_in_steps(model.config, seconds=settings["seconds"],
+            steps = compose.length_in_steps(model.config, seconds=seconds,
                                             primer=primer)
             if primer is not None and len(primer.roll) + steps > MAX_PIECE_STEPS:
                 raise UserError(f"the piece would be longer than {MAX_PIECE_STEPS} steps; "
@@ -143,8 +142,7 @@ class Studio:
             synth = audio.render_wav(folder / "piece.mid", folder / "piece.wav")
             meter = "/".join(map(str, piece.time_signature))
             titles = [f"{Path(key).name}: {piece.seconds():.1f} s at {piece.bpm:g} bpm in {meter}, "
-                      f"seed {int(seed)}, temperature {settings['temperature']:g}, "
-                      f"conservativity {settings['conservativity']:g}"
+                      f"seed {int(seed)}, " + _changed_controls(controls)
                       + (f"; the first {piece.primer_steps} steps are the primer"
                          if piece.primer_steps else "")]
             pictures.save_png(pictures.roll_image(piece.rolls[0], titles=titles,
@@ -176,6 +174,35 @@ class Studio:
             return None
         path = piece["folder"] / name
         return path if path.is_file() else None
+
+
+def _changed_controls(controls):
+    """The controls not at their defaults, as a title says them."""
+    defaults = SamplingControls.defaults()
+    changed = [f"{name.replace('_', ' ')} {value:g}" if not isinstance(value, bool) else
+               name.replace("_", " ") for name, value in controls.to_dict().items()
+               if value != defaults[name]]
+    return ", ".join(changed) or "default controls"
+
+
+def control_inputs():
+    """The page's inputs of the sampling controls, made from `SamplingControls`."""
+    import html
+
+    rows = []
+    for control in SamplingControls.page_inputs():
+        name, label = control["name"], control["name"].replace("_", " ").capitalize()
+        title = html.escape(control["help"], quote=True)
+        if control["type"] == "bool":
+            checked = " checked" if control["default"] else ""
+            rows.append(f'  <label title="{title}">{label} <input id="{name}" class="control" '
+                        f'type="checkbox"{checked}></label>')
+        else:
+            step = "1" if control["type"] == "int" else "0.05"
+            rows.append(f'  <label title="{title}">{label} <input id="{name}" class="control" '
+                        f'type="number" value="{control["default"]}" min="{control["min"]:g}" '
+                        f'max="{control["max"]:g}" step="{step}"></label>')
+    return "\n".join(rows)
 
 
 def _number(value, name, low, high):
@@ -229,7 +256,8 @@ class App:
         path = request.path
         if request.method in ("GET", "HEAD"):
             if path in ("/", "/index.html"):
-                page = PAGE.replace("@MAX_PRIMER_BYTES@", str(MAX_PRIMER_BYTES))
+                page = PAGE.replace("@MAX_PRIMER_BYTES@", str(MAX_PRIMER_BYTES)).replace(
+                    "@CONTROLS@", control_inputs())
                 return _response(page, "text/html; charset=utf-8")
             if path == "/api/models":
                 return _json(200, {"models": self.studio.model_list()})
@@ -398,8 +426,7 @@ PAGE = """<!doctype html>
   <label>Model <select id="model"></select></label>
   <label>or a run folder / .keras file <input id="model_path" size="28" placeholder="runs/bach"></label>
   <label>Seconds <input id="seconds" type="number" value="15" min="0.5" max="120" step="0.5"></label>
-  <label>Temperature <input id="temperature" type="number" value="1.0" min="0.05" max="5" step="0.05"></label>
-  <label>Conservativity <input id="conservativity" type="number" value="1.0" min="0.05" max="10" step="0.05"></label>
+@CONTROLS@
   <label>Seed <input id="seed" type="number" value="1" step="1"></label>
   <label>Primer MIDI (optional) <input id="primer" type="file" accept=".mid,.midi,audio/midi"></label>
   <button id="compose" type="button">Compose</button>
@@ -452,11 +479,12 @@ async function compose(continuing) {
   try {
     const request = {
       model: $("model").value, model_path: $("model_path").value,
-      seconds: $("seconds").value, temperature: $("temperature").value,
-      conservativity: $("conservativity").value, seed: $("seed").value,
+      seconds: $("seconds").value, seed: $("seed").value,
       continue: continuing ? current : null,
       primer: continuing ? null : await readPrimer(),
     };
+    for (const input of document.querySelectorAll("input.control"))
+      request[input.id] = input.type === "checkbox" ? input.checked : input.value;
     const response = await fetch("/api/compose", {method: "POST",
       headers: {"Content-Type": "application/json"}, body: JSON.stringify(request)});
     let answer;

@@ -13,6 +13,7 @@ import numpy as np
 
 from biax_keras.data.records import load_meta, piece_lengths, split_files
 from biax_keras.errors import UserError
+from biax_keras.music import representation
 
 # make_dataset keeps a split in memory when its decoded pieces fit this; a
 # larger one streams from its shards every epoch.
@@ -142,14 +143,12 @@ def make_dataset(directory, split, window=DEFAULT_WINDOW, batch_size=DEFAULT_BAT
     spec = {"roll": tf.io.FixedLenFeature([], tf.string),
             "beat": tf.io.VarLenFeature(tf.int64),
             "steps": tf.io.FixedLenFeature([], tf.int64)}
-    silence = tf.zeros([1, num_notes, 2], tf.uint8)
-
     def decode(record):
         features = tf.io.parse_single_example(record, spec)
         roll = tf.reshape(tf.io.decode_raw(features["roll"], tf.uint8),
                           [features["steps"], num_notes, 2])
         beat = tf.cast(tf.sparse.to_dense(features["beat"]), tf.int32)
-        return tf.concat([silence, roll], axis=0), beat
+        return representation.prepend_silence(roll), beat
 
     shards = tf.data.Dataset.from_tensor_slices(files)
     if by_file:

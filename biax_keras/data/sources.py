@@ -19,6 +19,7 @@ from biax_keras.data.music21_corpus import bach_chorale_paths
 from biax_keras.data.records import SPLITS
 from biax_keras.errors import UserError
 from biax_keras.music import representation
+from biax_keras.music.midi_files import midi_files
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +67,10 @@ def _sniff(path):
 
 
 def _midi_folder(folder):
-    files = sorted(p for p in folder.rglob("*")
-                   if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
+    files = midi_files(folder)
     if not files:
         raise UserError(f"no MIDI files (.mid/.midi) under {folder}")
-    tasks = [(i, str(p), "midi", str(p)) for i, p in enumerate(files)]
+    tasks = [(i, p, "midi", p) for i, p in enumerate(files)]
     return _Source(str(folder), tasks)
 
 

@@ -4,9 +4,10 @@
 
 writes a SavedModel that any TensorFlow process can use without this package:
 
-    loaded = tf.saved_model.load("saved_models/bach")
-    roll = loaded.generate(steps=480, seed=1, temperature=1.0, conservativity=1.0,
-                           adaptive=False, num_samples=1)["roll"]
+    loaded = tf.saved_model.load("exported/bach")
+    roll = loaded.generate(steps=480, seed=1, num_samples=1, temperature=1.0,
+                           conservativity=1.0, adaptive=False, min_pitch=0,
+                           max_pitch=127)["roll"]
 
 Signatures (all inputs required, as TF Serving wants; N is the model's
 `num_notes`, fixed at export):
@@ -16,9 +17,14 @@ Signatures (all inputs required, as TF Serving wants; N is the model's
   (`roll` the steps before those predicted, `beat` the bar positions of the
   predicted steps, `target` the predicted steps) and its output.
 - `generate(steps int32, seed int64, num_samples int32, temperature float32,
-  conservativity float32, adaptive bool) -> {"roll": (K, steps, N, 2)
-  uint8}`: new music in 4/4 (the default of `biax_keras.generate`). The
-  inputs after `num_samples` are the fields of `sampling.SamplingControls`.
+  conservativity float32, adaptive bool, min_pitch int32, max_pitch int32) ->
+  {"roll": (K, steps, N, 2) uint8}`: new music in 4/4 (the default of
+  `biax_keras.generate`). The inputs after `num_samples` are the fields of
+  `controls.SamplingControls`, checked in the graph as they are in Python.
+  The export records the version of its control set (`controls.VERSION`):
+  a SavedModel written before `min_pitch` and `max_pitch` existed (version
+  1) has the controls before them, and `biax_keras.load_model` composes with
+  it as before.
 - `generate_from_primer(` the same `, primer (P, N, 2) float32, primer_beat
   (P,) int32) -> {"roll": (K, P + steps, N, 2) uint8}`: continues a primer,
   which opens every sample; bar positions continue from the primer's last.
@@ -43,6 +49,7 @@ import numpy as np
 
 from biax_keras.errors import UserError
 from biax_keras.files import umask
+from biax_keras.generation.controls import VERSION, SamplingControls
 
 CONFIG_FILE = os.path.join("assets.extra", "biax_keras.json")
 EXPORT_FORMAT = "biax_keras.saved_model"
@@ -78,8 +85,13 @@ def _keyword_function(specs, body):
     return function
 
 
-def _signatures(model):
-    """The serving functions of `model`, traced: `{name: tf.function}`."""
+def _signatures(model, controls_version=VERSION):
+    """The serving functions of `model`, traced: `{name: tf.function}`.
+
+    The generation signatures take the controls of the control set
+    `controls_version` (an older set gives the older signatures, which
+    compose with the newer controls at their defaults).
+    """
     import tensorflow as tf
 
     from biax_keras.generation import sampling
@@ -92,18 +104,22 @@ def _signatures(model):
     # A sampler of its own, so the export does not share compiled functions
     # with (or grow the cache of) the sampler in-package generation uses.
     sample = sampling.Sampler(model).sample_function(notes)
-    control_specs = sampling.SamplingControls.tensor_specs()
+    control_specs = SamplingControls.tensor_specs(controls_version)
+    every_control = SamplingControls.tensor_specs()
+    defaults = SamplingControls()
     specs = [tf.TensorSpec((), tf.int32, name="steps"), tf.TensorSpec((), tf.int64, name="seed"),
              tf.TensorSpec((), tf.int32, name="num_samples")] + list(control_specs.values())
     primer_specs = [tf.TensorSpec((None, notes, 2), tf.float32, name="primer"),
                     tf.TensorSpec((None,), tf.int32, name="primer_beat")]
 
     def run(values, primer, primer_beat, checks=()):
-        controls = {name: values[name] for name in control_specs}
+        controls = {name: values[name] if name in control_specs
+                    else tf.constant(getattr(defaults, name), spec.dtype)
+                    for name, spec in every_control.items()}
         checks = list(checks) + [
             tf.debugging.assert_positive(values[name], message=f"{name} must be positive")
-            for name in ["steps", "num_samples"] + list(controls)
-            if values[name].dtype != tf.bool]
+            for name in ["steps", "num_samples"]] + SamplingControls.graph_checks(
+                {name: values[name] for name in control_specs})
         with tf.control_dependencies(checks):
             steps = tf.identity(values["steps"])
         return sample(primer, primer_beat, steps, steps_per_bar, values["num_samples"],
@@ -142,7 +158,7 @@ def _signatures(model):
     return functions
 
 
-def export_model(model, out, overwrite=False):
+def export_model(model, out, overwrite=False, controls_version=VERSION):
     """Export a Keras `BiaxialModel` as a SavedModel with serving signatures.
 
     The SavedModel is written into a temporary folder beside `out`, then
@@ -152,6 +168,9 @@ def export_model(model, out, overwrite=False):
         model: a `BiaxialModel`.
         out: the folder to create (with its parent folders).
         overwrite: replace `out` if it exists.
+        controls_version: the control set of the generation signatures
+            (`controls.VERSION`, this package's; an older one writes what an
+            older biax_keras wrote).
 
     Returns:
         dict: `out`, `signatures` and the model's `config`.
@@ -173,7 +192,7 @@ def export_model(model, out, overwrite=False):
     except (FileExistsError, NotADirectoryError):
         raise UserError(f"cannot export to {out}: a file is in the way of its folder {parent}") from None
 
-    functions = _signatures(model)
+    functions = _signatures(model, controls_version)
     archive = keras.export.ExportArchive()
     archive.track(model)
     for name, function in functions.items():  # `score` first: it becomes serving_default
@@ -189,6 +208,7 @@ def export_model(model, out, overwrite=False):
         os.makedirs(os.path.join(scratch, "assets.extra"), exist_ok=True)
         with open(os.path.join(scratch, CONFIG_FILE), "w") as f:
             json.dump({"format": EXPORT_FORMAT, "version": EXPORT_VERSION,
+                       "controls_version": controls_version,
                        "config": model.config.to_dict()}, f, indent=2)
         os.chmod(scratch, 0o777 & ~umask())  # mkdtemp's 0700 is not what a user expects
         if os.path.exists(out):
@@ -237,6 +257,8 @@ class ExportedModel:
             if meta.get("format") != EXPORT_FORMAT:
                 raise ValueError(f"format {meta.get('format')!r}")
             self.config = BiaxialConfig.from_dict(meta["config"])
+            # Exports from before the control set had versions have its first.
+            self.controls_version = int(meta.get("controls_version", 1))
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise UserError(f"{self.path} is a SavedModel but not one written by `biax export` "
                             f"({config_path}: {e})") from None
@@ -264,8 +286,17 @@ class ExportedModel:
         if primer.shape[1] != self.config.num_notes:
             raise UserError(f"an exported model generates {self.config.num_notes} notes, "
                             f"not {primer.shape[1]}")
+        known = SamplingControls.names(self.controls_version)
+        defaults = SamplingControls.defaults()
+        unknown = [name for name in SamplingControls.names()
+                   if name not in known and getattr(controls, name) != defaults[name]]
+        if unknown:
+            flags = ", ".join("--" + name.replace("_", "-") for name in unknown)
+            raise UserError(f"{self.path} was exported before {flags} existed; export the "
+                            f"model again with `biax export` to use it")
         values = dict(steps=tf.constant(steps, tf.int32), seed=tf.constant(seed, tf.int64),
-                      num_samples=tf.constant(num_samples, tf.int32), **controls.tensors())
+                      num_samples=tf.constant(num_samples, tf.int32),
+                      **controls.tensors(self.controls_version))
         if len(primer) == 0:
             out = self._loaded.generate(**values)
         else:

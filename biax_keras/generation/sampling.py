@@ -26,9 +26,11 @@ drifts to avoid long silences, in the spirit of the original's
 `gen_adaptive`: after a step in which fewer than `ADAPTIVE_MIN_SOUNDING` notes
 sound, `c <- max(min(c, c0) - ADAPTIVE_DECREMENT, ADAPTIVE_FLOOR)`; after a
 step with enough notes, `c <- c + ADAPTIVE_RELAX * (c0 - c)`, so it returns
-towards the requested conservativity `c0` once music plays. These controls
-travel together as one `SamplingControls`, from `biax generate` to the
-compiled sampler and into the exported signatures.
+towards the requested conservativity `c0` once music plays. `min_pitch` and
+`max_pitch` confine the new notes to a range of MIDI pitches. These controls
+travel together as one `SamplingControls` (`controls.py`, where each is
+defined once), from `biax generate` to the compiled sampler and into the
+exported signatures.
 
 Randomness. Step `t` of the piece (primer included) draws its uniform numbers
 with `tf.random.stateless_uniform(shape=(K, N, 2), seed=(seed, t),
@@ -47,7 +49,6 @@ default-size model takes under a second on a 2-core CPU once compiled, and
 compiling takes a few seconds.
 """
 
-import dataclasses
 import math
 import os
 import weakref
@@ -55,6 +56,8 @@ import weakref
 import numpy as np
 
 from biax_keras.errors import UserError
+from biax_keras.generation.controls import SamplingControls
+from biax_keras.music import representation
 
 # Adaptive conservativity (see the module docstring). Fewer than two sounding
 # notes counts as silence, as in the original; the exponent then falls by
@@ -77,59 +80,6 @@ JIT_SCOPE = "chunk"
 # Steps sampled per call of the compiled chunk: a 4/4 bar. Each call costs
 # ~0.1 ms of launch overhead; 16 steps make it negligible.
 STEPS_PER_CALL = 16
-
-
-@dataclasses.dataclass(frozen=True)
-class SamplingControls:
-    """How the sampler chooses notes (see the module docstring).
-
-    One definition for every layer that carries them: `biax generate`'s
-    flags, `generate_batch`, the compiled sampler's inputs and the exported
-    `generate` signatures (one scalar input per field, named after it).
-
-    Attributes:
-        temperature: > 0; logits are divided by it (small: nearly
-            deterministic, large: nearly uniform).
-        conservativity: > 0; P(play) is raised to this power (> 1 plays
-            fewer notes).
-        adaptive: lower the conservativity after silent steps and let it
-            return when notes sound.
-    """
-
-    temperature: float = 1.0
-    conservativity: float = 1.0
-    adaptive: bool = False
-
-    def __post_init__(self):
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if field.type is bool:
-                if not isinstance(value, (bool, np.bool_)):
-                    raise UserError(f"{field.name} must be True or False, got {value!r}")
-                object.__setattr__(self, field.name, bool(value))
-            elif not isinstance(value, (int, float, np.number)) or isinstance(value, bool) \
-                    or not (math.isfinite(value) and value > 0):
-                raise UserError(f"{field.name} must be a positive number, got {value!r}")
-            else:
-                object.__setattr__(self, field.name, float(value))
-
-    @classmethod
-    def tensor_specs(cls):
-        """`{name: tf.TensorSpec}`: one scalar per control, for input signatures."""
-        import tensorflow as tf
-
-        return {f.name: tf.TensorSpec((), tf.bool if f.type is bool else tf.float32, name=f.name)
-                for f in dataclasses.fields(cls)}
-
-    def tensors(self):
-        """`{name: scalar tensor}`, matching `tensor_specs`."""
-        import tensorflow as tf
-
-        specs = self.tensor_specs()
-        return {name: tf.constant(getattr(self, name), spec.dtype) for name, spec in specs.items()}
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
 
 
 def steps_for_seconds(seconds, bpm=DEFAULT_BPM, steps_per_quarter=4):
@@ -255,8 +205,14 @@ class Sampler:
         import tensorflow as tf
 
         probabilities = self.model.head.probabilities
-
         play_only = self.model.config.play_only
+
+        # Notes outside the pitch range asked for draw a uniform number of 1,
+        # which no probability exceeds: they never play. (Inside it, or with
+        # the whole range, the numbers are the ones drawn.)
+        pitch = self.model.config.lowest_pitch + tf.range(tf.shape(uniform)[1])
+        outside = (pitch < controls["min_pitch"]) | (pitch > controls["max_pitch"])
+        uniform = tf.where(outside[None, :, None], tf.ones_like(uniform), uniform)
 
         def choose(logits, uniform):
             p = probabilities(logits / controls["temperature"])
@@ -362,7 +318,7 @@ class Sampler:
         # The model's input for step t is step t - 1, and silence before the
         # first: `before[t]` (a play-only network is not shown the primer's
         # articulation; the pieces keep it).
-        before = tf.concat([tf.zeros((1, notes, 2)), primer], axis=0)
+        before = representation.prepend_silence(primer)
 
         def primer_body(t, states):
             previous = tf.broadcast_to(before[t], (batch, notes, 2))
@@ -412,7 +368,6 @@ class Sampler:
         Returns:
             np.uint8 `(K, P + steps, N, 2)`, each piece opening with the primer.
         """
-        from biax_keras.music import representation
 
         steps_per_bar = representation.bar_steps(time_signature,
                                                  self.model.config.steps_per_quarter)
@@ -464,7 +419,6 @@ def checked_primer(config, primer, primer_beat=None, num_notes=None):
         UserError: for a primer that cannot be used.
     """
     from biax_keras.music import primer as primer_lib
-    from biax_keras.music import representation
 
     time_signature = None
     if isinstance(primer, (str, os.PathLike)):

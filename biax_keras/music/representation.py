@@ -411,6 +411,22 @@ def pitch_sets_to_roll(pitch_sets, steps_per_quarter=DEFAULT_STEPS_PER_QUARTER,
 # ----------------------------------------------------------------------------
 
 
+def prepend_silence(roll):
+    """`roll` with one silent step before it.
+
+    The model's input for a step is the step before it, and silence before
+    the first: training windows, whole-piece scoring and the sampler all
+    build their inputs from this. Works on numpy arrays and on TensorFlow
+    tensors (inside tf.data and the compiled sampler), the roll's dtype kept.
+    """
+    if isinstance(roll, np.ndarray):
+        return np.concatenate([np.zeros((1,) + roll.shape[1:], roll.dtype), roll], axis=0)
+    import tensorflow as tf
+
+    silence = tf.zeros(tf.concat([[1], tf.shape(roll)[1:]], axis=0), roll.dtype)
+    return tf.concat([silence, roll], axis=0)
+
+
 def play_and_onsets(roll):
     """Boolean play and onset matrices `(steps, notes)` of a roll: where notes
     sound, and where a note starts (struck, or playing after silence).

@@ -12,8 +12,40 @@ import typing
 from biax_keras.errors import UserError
 
 
+class ConfigSection:
+    """A section of a run's JSON config as a frozen dataclass, read key by key.
+
+    `BiaxialConfig` (section "model") and `train.TrainConfig` ("train") are
+    both one: `from_dict` refuses an unknown key or a value of the wrong type
+    in one line naming it (see `checked_fields`); `to_dict` gives JSON's lists
+    for tuples. Subclasses name their section in `SECTION`.
+    """
+
+    SECTION = "config"
+
+    @classmethod
+    def from_dict(cls, values):
+        """Builds a config from a dict, rejecting unknown keys and wrong types.
+
+        Raises:
+            UserError: for an unknown key or a value of the wrong type.
+        """
+        return cls(**checked_fields(cls, values, cls.SECTION))
+
+    def to_dict(self):
+        return {field.name: list(value) if isinstance(value, tuple) else value
+                for field, value in ((f, getattr(self, f.name)) for f in dataclasses.fields(self))}
+
+    def to_json(self):
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_json(cls, text):
+        return cls.from_dict(json.loads(text))
+
+
 @dataclasses.dataclass(frozen=True)
-class BiaxialConfig:
+class BiaxialConfig(ConfigSection):
     """What a biaxial model is: sizes, note range and representation.
 
     Attributes:
@@ -42,6 +74,8 @@ class BiaxialConfig:
     play_only: bool = False
     pitch_position: bool = True
 
+    SECTION = "model"
+
     def __post_init__(self):
         for name in ("time_units", "note_units"):
             units = getattr(self, name)
@@ -58,27 +92,6 @@ class BiaxialConfig:
         if self.beat_bits < 0:
             raise UserError(f"beat_bits must be 0 (no bar position) or more, got {self.beat_bits!r}")
 
-    @classmethod
-    def from_dict(cls, values):
-        """Builds a config from a dict, rejecting unknown keys and wrong types.
-
-        Raises:
-            UserError: for an unknown key or a value of the wrong type.
-        """
-        return cls(**checked_fields(cls, values, "model"))
-
-    def to_dict(self):
-        values = dataclasses.asdict(self)
-        values["time_units"] = list(self.time_units)
-        values["note_units"] = list(self.note_units)
-        return values
-
-    def to_json(self):
-        return json.dumps(self.to_dict(), indent=2)
-
-    @classmethod
-    def from_json(cls, text):
-        return cls.from_dict(json.loads(text))
 
 
 def checked_fields(cls, values, section):

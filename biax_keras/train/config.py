@@ -15,7 +15,7 @@ import os
 import typing
 
 from biax_keras.errors import UserError
-from biax_keras.nn.config import BiaxialConfig, checked_fields
+from biax_keras.nn.config import BiaxialConfig, ConfigSection
 
 # Model config keys that describe the data rather than the network: they are
 # read from the prepared folder's meta.json.
@@ -23,7 +23,7 @@ DATA_KEYS = ("lowest_pitch", "num_notes", "steps_per_quarter", "play_only")
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(ConfigSection):
     """How a model is trained.
 
     Attributes:
@@ -81,6 +81,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     ema: typing.Optional[float] = None
 
+    SECTION = "train"
+
     def __post_init__(self):
         for name in ("epochs", "batch_size", "window", "sample_steps"):
             _require(getattr(self, name) >= 1, f"train.{name} must be at least 1, got {getattr(self, name)}")
@@ -105,17 +107,6 @@ class TrainConfig:
         _require(self.ema is None or 0 < self.ema < 1,
                  f"train.ema must be between 0 and 1 (e.g. 0.999) or null, got {self.ema}")
 
-    @classmethod
-    def from_dict(cls, values):
-        """Builds a config from a dict, rejecting unknown keys and wrong types.
-
-        Raises:
-            UserError: for an unknown key or a value of the wrong type.
-        """
-        return cls(**checked_fields(cls, values, "train"))
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
 
 
 def _require(condition, message):
