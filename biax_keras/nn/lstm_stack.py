@@ -38,6 +38,8 @@ class _ByteDropout(keras.layers.Layer):
     def call(self, x, training=None):
         if not training or self.dropped_levels == 0:
             return x
+        # TensorFlow's own ops: keras.ops has no bitcast, and its uniform draws
+        # are floats; a byte per element is what makes masks cheap here.
         import tensorflow as tf
 
         seed = tf.cast(self.seed_generator.next(), tf.int64)

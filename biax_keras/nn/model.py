@@ -105,12 +105,10 @@ class BiaxialModel(keras.Model):
         Returns:
             `(time_outputs (K, N, H), new_states)`.
         """
-        import tensorflow as tf
-
         features = self.note_features(self._seen(previous)[:, None], beat[:, None])[:, 0]
         # Stepping runs in float32 even for a model trained in mixed precision
         # (its variables are float32; only its compute dtype is not).
-        features = tf.cast(features, tf.float32)
+        features = ops.cast(features, "float32")
         return self.time_axis.step(features, states)
 
     def step(self, previous, beat, states, choose, given, notes_per_iteration=None):
@@ -142,11 +140,17 @@ class BiaxialModel(keras.Model):
         return logits, decisions, states
 
     def _walk_notes(self, time_outputs, given, choose, per_iteration):
-        """The note axis of one step: `(logits, decisions)`, each `(K, N, 2)`."""
+        """The note axis of one step: `(logits, decisions)`, each `(K, N, 2)`.
+
+        The maths is `keras.ops`; the loop over groups of notes is TensorFlow's
+        own `while_loop` over `TensorArray`s, which `keras.ops.while_loop`
+        (tensors only, no arrays to write into) cannot express, and which XLA
+        compiles into the sampler's one computation per chunk of steps.
+        """
         import tensorflow as tf
 
         projected, below_kernel = self.note_axis.precompute(time_outputs)
-        given = tf.transpose(given, (1, 0, 2))  # note-major, as `projected`
+        given = ops.transpose(given, (1, 0, 2))  # note-major, as `projected`
         num_notes = time_outputs.shape[1]
 
         def notes(index, count, below, states):
@@ -158,11 +162,11 @@ class BiaxialModel(keras.Model):
                 below = self._seen(choose(logits, given[index + j]))
                 all_logits.append(logits)
                 decisions.append(below)
-            return tf.stack(all_logits), tf.stack(decisions), below, states
+            return ops.stack(all_logits), ops.stack(decisions), below, states
 
-        batch = tf.shape(time_outputs)[0]
+        batch = ops.shape(time_outputs)[0]
         states = self.note_axis.initial_state(batch)
-        below = tf.zeros((batch, 2))
+        below = ops.zeros((batch, 2))
         per_iteration = min(per_iteration, num_notes)
         # Whole groups go through the loop, the remainder is unrolled after it.
         groups, remainder = divmod(num_notes, per_iteration)
@@ -182,14 +186,14 @@ class BiaxialModel(keras.Model):
                 lambda i, *_: i < groups, body,
                 (tf.constant(0), below, states, logits_array, decision_array))
             shape = (groups * per_iteration, batch, 2)
-            logits = tf.reshape(logits_array.stack(), shape)
-            decisions = tf.reshape(decision_array.stack(), shape)
+            logits = ops.reshape(logits_array.stack(), shape)
+            decisions = ops.reshape(decision_array.stack(), shape)
         if remainder:
             tail_logits, tail_decisions, _, _ = notes(num_notes - remainder, remainder,
                                                       below, states)
-            logits = tf.concat([logits, tail_logits], axis=0)
-            decisions = tf.concat([decisions, tail_decisions], axis=0)
-        return tf.transpose(logits, (1, 0, 2)), tf.transpose(decisions, (1, 0, 2))
+            logits = ops.concatenate([logits, tail_logits], axis=0)
+            decisions = ops.concatenate([decisions, tail_decisions], axis=0)
+        return ops.transpose(logits, (1, 0, 2)), ops.transpose(decisions, (1, 0, 2))
 
     def get_config(self):
         return {"config": self.config.to_dict(), "name": self.name}

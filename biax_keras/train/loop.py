@@ -29,12 +29,14 @@ prepared data's meta.json; a config that names other values is refused.
 """
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
 import shutil
 import sys
 import time
+import typing
 from pathlib import Path
 
 from biax_keras.errors import UserError
@@ -184,15 +186,62 @@ def train(data_dir, run_dir, config=None, strategy=None, overrides=None, init=No
     try:
         if isinstance(strategy, str):
             strategy = make_strategy(strategy)
-        return _train(data_dir, run_dir, config, strategy, overrides, init, callbacks, verbose,
-                      started, watchdog, overwrite)
+        plan = plan_run(data_dir, run_dir, config, overrides, init, overwrite, strategy)
+        return _run(plan, strategy, callbacks, verbose, watchdog, started)
     finally:
         if watchdog is not None:
             watchdog.stop()
 
 
-def _train(data_dir, run_dir, config, strategy, overrides, init, callbacks, verbose, started,
-           watchdog, overwrite=False):
+@dataclasses.dataclass
+class RunPlan:
+    """A training run, resolved and checked once before anything is written.
+
+    Attributes:
+        data_dir, run_dir: the prepared data and the run folder.
+        work_dir: where this process writes: the run folder, or for a worker
+            other than the chief a scratch folder inside it.
+        chief, workers: this process's part in a multi-worker run.
+        meta: the prepared data's meta.json.
+        model, train: the resolved `BiaxialConfig` and `TrainConfig`, handed
+            on whole from here.
+        init_weights: the weights of the `--init` model, or None.
+        initial_epoch: the epochs a resumed run has finished.
+        replace: the run folder holds a run to discard first (`--overwrite`).
+        steps_per_epoch: batches per epoch.
+    """
+
+    data_dir: Path
+    run_dir: Path
+    work_dir: Path
+    chief: bool
+    workers: int
+    meta: dict
+    model: BiaxialConfig
+    train: TrainConfig
+    init_weights: typing.Optional[list]
+    initial_epoch: int
+    replace: bool
+    steps_per_epoch: int
+
+    def config_dict(self):
+        """The run's config.json: both sections."""
+        return config_to_dict(self.model, self.train)
+
+
+def plan_run(data_dir, run_dir, config=None, overrides=None, init=None, overwrite=False,
+             strategy=None):
+    """Resolve a run's config against its data and run folder; write nothing.
+
+    Args:
+        See `train`.
+
+    Returns:
+        A `RunPlan`.
+
+    Raises:
+        UserError: see `train`.
+    """
     from biax_keras import data
 
     meta = data.load_meta(data_dir)
@@ -200,146 +249,170 @@ def _train(data_dir, run_dir, config, strategy, overrides, init, callbacks, verb
     if init_model is not None:
         config = _config_with_init(config, init_model.config)
     model_config, train_config = resolve_config(config, meta, overrides)
-
-    import keras
-
     chief, task_id = _worker(strategy) if strategy is not None else (True, 0)
-    workers = _workers(strategy) if strategy is not None else 1
     run_dir = Path(run_dir)
     # Workers other than the chief write where nobody reads (TensorFlow's
     # multi-worker advice): the run folder is the chief's alone.
     work_dir = run_dir if chief else run_dir / WORKERS / f"worker-{task_id}"
-    config_dict = config_to_dict(model_config, train_config)
-    initial_epoch, replace = _check_run_folder(work_dir, config_dict, data_dir, overwrite)
-
-    # A resumed run draws new windows rather than replaying the first epochs'.
-    data_seed = train_config.seed + initial_epoch
-    train_data = data.make_dataset(
-        data_dir, "train", window=train_config.window, batch_size=train_config.batch_size,
-        transpose=train_config.transpose, seed=data_seed, workers=workers)
-    valid_data = data.make_dataset(
-        data_dir, "valid", window=train_config.window, batch_size=train_config.batch_size,
-        seed=train_config.seed)
+    initial_epoch, replace = _check_run_folder(
+        work_dir, config_to_dict(model_config, train_config), data_dir, overwrite)
     steps_per_epoch = train_config.steps_per_epoch
     if steps_per_epoch is None:
         pieces = data.usable_pieces(data_dir, "train", train_config.window)
         steps_per_epoch = math.ceil(pieces / train_config.batch_size)
+    return RunPlan(Path(data_dir), run_dir, work_dir, chief,
+                   _workers(strategy) if strategy is not None else 1, meta, model_config,
+                   train_config, None if init_model is None else init_model.get_weights(),
+                   initial_epoch, replace, steps_per_epoch)
 
-    # Everything the user gave has been checked: only now is the folder written.
-    if replace:
-        log.warning("--overwrite: discarding the run in %s", work_dir)
-        runs.clear(work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    _write_json_atomic(work_dir / "config.json", config_dict)
-    runs.record_data(work_dir, data_dir, meta.get("source"))
 
-    keras.utils.set_random_seed(train_config.seed)
-    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
-    policy = _mixed_policy() if train_config.mixed_precision else None
+def _datasets(plan):
+    """The train and valid streams of a plan (a resumed run draws new windows)."""
+    from biax_keras import data
+
+    train = plan.train
+    train_data = data.make_dataset(
+        plan.data_dir, "train", window=train.window, batch_size=train.batch_size,
+        transpose=train.transpose, seed=train.seed + plan.initial_epoch, workers=plan.workers)
+    valid_data = data.make_dataset(plan.data_dir, "valid", window=train.window,
+                                   batch_size=train.batch_size, seed=train.seed)
+    return train_data, valid_data
+
+
+def _start_folder(plan):
+    """Everything the user gave has been checked: only now is the folder written."""
+    if plan.replace:
+        log.warning("--overwrite: discarding the run in %s", plan.work_dir)
+        runs.clear(plan.work_dir)
+    plan.work_dir.mkdir(parents=True, exist_ok=True)
+    (plan.work_dir / "checkpoints").mkdir(exist_ok=True)
+    _write_json_atomic(plan.work_dir / "config.json", plan.config_dict())
+    runs.record_data(plan.work_dir, plan.data_dir, plan.meta.get("source"))
+
+
+def _build(plan, strategy):
+    """The compiled model, in the strategy's scope, from `--init` where given."""
+    import keras
+
     from biax_keras.nn.model import build_model
 
+    keras.utils.set_random_seed(plan.train.seed)
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    policy = _mixed_policy() if plan.train.mixed_precision else None
     with _dtype_policy(policy), scope:
-        model = build_model(model_config, learning_rate=train_config.learning_rate,
-                            clipnorm=train_config.clipnorm, weight_decay=train_config.weight_decay,
-                            ema=train_config.ema)
-        if init_model is not None:
-            model.set_weights(init_model.get_weights())
+        model = build_model(plan.model, learning_rate=plan.train.learning_rate,
+                            clipnorm=plan.train.clipnorm, weight_decay=plan.train.weight_decay,
+                            ema=plan.train.ema)
+        if plan.init_weights is not None:
+            model.set_weights(plan.init_weights)
     if strategy is not None and strategy.num_replicas_in_sync > 1:
         _build_from_a_local_batch(model)
-    if workers > 1:
+    if plan.workers > 1:
         _logs_reducible_across_workers(model)
-    parameters = model.count_params()
     log.info("model: %s parameters; %d steps per epoch of %d x %d steps x %d notes%s",
-             f"{parameters:,}", steps_per_epoch, train_config.batch_size, train_config.window,
-             model_config.num_notes, f"; mixed precision {policy}" if policy else "")
+             f"{model.count_params():,}", plan.steps_per_epoch, plan.train.batch_size,
+             plan.train.window, plan.model.num_notes, f"; mixed precision {policy}" if policy else "")
+    return model
 
+
+def _run_callbacks(plan, valid_data, watchdog):
+    """The callbacks of a run, in the order they must run."""
+    import keras
+
+    train, work_dir = plan.train, plan.work_dir
     # One TensorBoard run per run folder, under logs/: the hparams session
     # must be a folder above the train/ and validation/ metrics it shows.
-    logs_dir = work_dir / "logs" / session_name(run_dir)
-    history_path = work_dir / "history.csv"
-    (work_dir / "checkpoints").mkdir(exist_ok=True)
-    plateau = _plateau_so_far(work_dir, initial_epoch)
-    best = plateau[0]
-    ema_in, ema_out = _ema_callbacks() if train_config.ema is not None else (None, None)
-    run_callbacks = [
+    logs_dir = work_dir / "logs" / session_name(plan.run_dir)
+    plateau = _plateau_so_far(work_dir, plan.initial_epoch)
+    ema_in, ema_out = _ema_callbacks() if train.ema is not None else (None, None)
+    callbacks = [
+        watchdog.callback() if watchdog is not None else None,
         keras.callbacks.TerminateOnNaN(),
         ema_in,
         keras.callbacks.ModelCheckpoint(
             str(work_dir / "checkpoints" / BEST_CHECKPOINT), monitor="val_frame_nll",
-            mode="min", save_best_only=True, initial_value_threshold=best),
+            mode="min", save_best_only=True, initial_value_threshold=plateau[0]),
         keras.callbacks.TensorBoard(str(logs_dir), write_graph=False, update_freq="epoch",
                                     profile_batch=0),
-        keras.callbacks.CSVLogger(str(history_path), append=True),
+        keras.callbacks.CSVLogger(str(work_dir / "history.csv"), append=True),
         _epoch_times(work_dir / runs.TIMES_FILE),
-        roll_summaries(logs_dir, _first_window(valid_data), model_config, train_config,
-                       hparams_of(model_config, train_config) if chief else None),
+        roll_summaries(logs_dir, _first_window(valid_data), plan.model, train,
+                       hparams_of(plan.model, train) if plan.chief else None),
     ]
-    if train_config.patience:
-        run_callbacks.append(_resumed(keras.callbacks.EarlyStopping, plateau)(
-            monitor="val_frame_nll", mode="min", patience=train_config.patience,
+    if train.patience:
+        callbacks.append(_resumed(keras.callbacks.EarlyStopping, plateau)(
+            monitor="val_frame_nll", mode="min", patience=train.patience,
             restore_best_weights=True))
-    if train_config.lr_decay_patience:
-        run_callbacks.append(_resumed(keras.callbacks.ReduceLROnPlateau, plateau)(
-            monitor="val_frame_nll", mode="min", patience=train_config.lr_decay_patience,
-            factor=train_config.lr_decay_factor, min_lr=train_config.min_learning_rate,
-            verbose=1))
+    if train.lr_decay_patience:
+        callbacks.append(_resumed(keras.callbacks.ReduceLROnPlateau, plateau)(
+            monitor="val_frame_nll", mode="min", patience=train.lr_decay_patience,
+            factor=train.lr_decay_factor, min_lr=train.min_learning_rate, verbose=1))
     # The backup holds the trained weights, not their average.
-    run_callbacks.append(ema_out)
+    callbacks.append(ema_out)
     # Last, so that a kill between the epoch's records and its backup redoes
     # the epoch (a repeated history row) rather than skipping its records.
-    run_callbacks.append(keras.callbacks.BackupAndRestore(
-        str(work_dir / "backup"), save_freq=train_config.backup_every or "epoch",
+    callbacks.append(keras.callbacks.BackupAndRestore(
+        str(work_dir / "backup"), save_freq=train.backup_every or "epoch",
         double_checkpoint=True, delete_checkpoint=False))
-    run_callbacks = [c for c in run_callbacks if c is not None]
-    if watchdog is not None:
-        run_callbacks.insert(0, watchdog.callback())
-    run_callbacks.extend(callbacks)
+    return [c for c in callbacks if c is not None]
 
+
+def _run(plan, strategy, callbacks, verbose, watchdog, started):
+    train_data, valid_data = _datasets(plan)
+    _start_folder(plan)
+    model = _build(plan, strategy)
+    run_callbacks = _run_callbacks(plan, valid_data, watchdog) + list(callbacks)
     if verbose is None:
         verbose = 1 if sys.stderr.isatty() else 2
     # Keras prints progress on stdout; stdout belongs to --json's one object.
     with contextlib.redirect_stdout(sys.stderr):
-        history = model.fit(train_data, epochs=train_config.epochs, steps_per_epoch=steps_per_epoch,
-                            validation_data=valid_data, validation_steps=train_config.validation_steps,
+        history = model.fit(train_data, epochs=plan.train.epochs,
+                            steps_per_epoch=plan.steps_per_epoch, validation_data=valid_data,
+                            validation_steps=plan.train.validation_steps,
                             callbacks=run_callbacks, verbose=verbose, shuffle=False)
+    return _finish(plan, model, history, started)
 
+
+def _finish(plan, model, history, started):
+    """Save the run's model (its best epoch's weights), drop the backup, report."""
+    work_dir, run_dir = plan.work_dir, plan.run_dir
     last = {k: float(v[-1]) for k, v in history.history.items() if v}
     if last and not math.isfinite(last.get("loss", 0.0)):
         raise UserError(f"training diverged (loss {last['loss']}); {work_dir}/checkpoints holds "
                         "the best model so far; try a lower --learning-rate")
     best_path = work_dir / "checkpoints" / BEST_CHECKPOINT
     best, best_epoch = runs.best_epoch(work_dir)
-    last_epoch = initial_epoch + len(next(iter(history.history.values()), []))
+    epochs_run = len(next(iter(history.history.values()), []))
+    last_epoch = plan.initial_epoch + epochs_run
     # With averaged weights the model now holds the trained ones: the
     # checkpoint holds the average.
-    averaged = train_config.ema is not None
+    averaged = plan.train.ema is not None
     if best_path.is_file() and best_epoch is not None and (averaged or best_epoch != last_epoch):
         # The run's model is its best one, not merely its last.
         model.load_weights(best_path)
         log.info("model.keras: the weights of epoch %d (best valid frame NLL %.4f), not of "
                  "the last epoch %d", best_epoch, best, last_epoch)
-    model_path = work_dir / "model.keras"
-    save_model_atomic(model, model_path)
+    save_model_atomic(model, work_dir / "model.keras")
     # Only now is the backup redundant: a kill before this line resumes.
     shutil.rmtree(work_dir / "backup", ignore_errors=True)
-    if not chief:
+    if not plan.chief:
         shutil.rmtree(work_dir, ignore_errors=True)
         with contextlib.suppress(OSError):  # the last worker out removes the folder
             (run_dir / WORKERS).rmdir()
 
-    rows = _history_rows(history_path)
+    rows = _history_rows(work_dir / "history.csv") if plan.chief else []
     return {
         "run": str(run_dir),
         "model": str(run_dir / "model.keras"),
-        "parameters": parameters,
-        "initial_epoch": initial_epoch,
-        "epochs": int(rows[-1]["epoch"]) + 1 if rows else initial_epoch,
-        "epochs_run": len(next(iter(history.history.values()), [])),
-        "steps_per_epoch": steps_per_epoch,
+        "parameters": model.count_params(),
+        "initial_epoch": plan.initial_epoch,
+        "epochs": int(rows[-1]["epoch"]) + 1 if rows else plan.initial_epoch,
+        "epochs_run": epochs_run,
+        "steps_per_epoch": plan.steps_per_epoch,
         "last": last,
         "best_val_frame_nll": best,
         "best_epoch": best_epoch,
-        "config": config_dict,
+        "config": plan.config_dict(),
         "seconds": round(time.monotonic() - started, 3),
     }
 
