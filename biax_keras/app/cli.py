@@ -611,7 +611,7 @@ def _add_studio(subparsers):
         help="a local page to compose, listen and download",
         description=(
             "Serves a page on http://127.0.0.1:PORT/ where one picks a model, sets "
-            "length, temperature, conservativity, seed and an optional primer MIDI, "
+            "length, the sampling controls of biax generate, seed and an optional primer MIDI, "
             "and composes: the page shows the piano roll, plays the piece and offers "
             "the MIDI and WAV; Continue extends the current piece. The shipped models "
             "are offered, with --model first. Ctrl+C stops it and removes its "

@@ -9,6 +9,7 @@ Beam pipeline (`beam.py`) shares `plan`, `rebalance` and `finish`.
 """
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -103,23 +104,22 @@ def _replace_folder(new, out):
     shutil.rmtree(old, ignore_errors=True)
 
 
+@dataclasses.dataclass
 class _Plan:
     """Everything `prepare` decided before reading: what, how, where to."""
 
-    def __init__(self, source, out, found, assignment, settings, shards, timeout_s, meta,
-                 overwrite=False, fractions=DEFAULT_SPLIT, seed=0, requested_shards=None):
-        self.source = source
-        self.requested_shards = requested_shards
-        self.fractions = fractions
-        self.seed = seed
-        self.overwrite = overwrite
-        self.out = out
-        self.found = found
-        self.assignment = assignment
-        self.settings = settings
-        self.shards = shards
-        self.timeout_s = timeout_s
-        self.meta = meta
+    source: object
+    out: Path
+    found: object  # sources._Source
+    assignment: dict
+    settings: tuple
+    shards: dict
+    timeout_s: float
+    meta: dict
+    overwrite: bool = False
+    fractions: tuple = DEFAULT_SPLIT
+    seed: int = 0
+    requested_shards: object = None
 
 
 def plan(source, out, *, steps_per_quarter=None,
