@@ -414,3 +414,101 @@ def test_folder_of_only_unreadable_files_is_a_user_error(tmp_path):
     (tmp_path / "x.mid").write_bytes(b"garbage")
     with pytest.raises(UserError, match="no readable MIDI files .*1 unreadable"):
         statistics.read_set(str(tmp_path))
+
+
+# ----------------------------------------------------------------------------
+# Samples against their collection: density, key, intervals, a two-sample test
+# ----------------------------------------------------------------------------
+
+
+def test_density_intervals_and_pitch_classes_in_key_have_known_values():
+    # C and G held together for 4 steps, then E alone for 4: 3 onsets in 8 steps.
+    roll = _roll(8, [(C4, 0, 4), (C4 + 7, 0, 4), (C4 + 4, 4, 4)])
+    stats = statistics.piece_statistics(roll)
+    assert stats["onsets_per_step"] == 3 / 8
+    assert stats["polyphony_mean"] == (2 * 4 + 4) / 8
+    intervals = dict(zip(statistics.INTERVAL_NAMES, stats["interval_histogram"]["counts"]))
+    assert intervals["P5"] == 4 and sum(intervals.values()) == 4  # one pair at 4 steps
+    # The same in D instead of C: pitch classes differ, pitch classes in key do not.
+    in_d = statistics.piece_statistics(_roll(8, [(C4 + 2, 0, 4), (C4 + 9, 0, 4), (C4 + 6, 4, 4)]))
+    assert in_d["pitch_class_histogram"] != stats["pitch_class_histogram"]
+    assert in_d["pitch_class_in_key_histogram"] == stats["pitch_class_in_key_histogram"]
+    # MusPy's own metrics of the same piece: three pitch classes used once each.
+    field = statistics.field_metrics([roll], steps_per_quarter=4)
+    assert field["pitch_class_entropy"] == pytest.approx(np.log2(3))
+    assert field["polyphony_rate"] == 0.0 and field["scale_consistency"] == 1.0
+
+
+def test_against_the_collection_flags_what_lies_outside_its_bounds():
+    rng = np.random.default_rng(0)
+    collection = [_random_roll(rng, 96) for _ in range(6)]
+    alike = statistics.compare_rolls([_random_roll(rng, 96) for _ in range(6)], collection)
+    within = alike["comparison"]["against_collection"]
+    assert within["onsets_per_step_ratio"]["within"] and within["notes_sounding_ratio"]["within"]
+    assert within["silent_share_difference"]["within"]
+    # Half the bars silent: density and silence fall outside, the rest stays.
+    thinned = []
+    for roll in collection:
+        roll = roll.copy()
+        for start in range(16, 96, 32):
+            roll[start:start + 16] = 0
+        thinned.append(roll)
+    out = statistics.compare_rolls(thinned, collection)["comparison"]["against_collection"]
+    assert not out["onsets_per_step_ratio"]["within"] and not out["silent_share_difference"]["within"]
+    assert out["silent_share_difference"]["value"] == pytest.approx(0.5, abs=0.01)
+    assert not out["all"]
+
+
+def test_the_two_sample_test_tells_different_music_apart_and_not_alike_music():
+    from biax_keras.music.two_sample import two_sample_test
+
+    rng = np.random.default_rng(1)
+    collection = [_random_roll(rng, 160) for _ in range(8)]
+    alike = [_random_roll(rng, 160) for _ in range(8)]
+    dense = [_random_roll(rng, 160, density=0.15) for _ in range(8)]
+    assert two_sample_test(dense, collection, window_steps=16)["accuracy"] > 0.9
+    assert two_sample_test(alike, collection, window_steps=16)["accuracy"] < 0.75
+    with pytest.raises(UserError, match="two-sample test needs at least 2"):
+        two_sample_test(collection[:1], collection, window_steps=16)
+
+
+def _jsb_reference(path, steps=32):
+    piece = [[60, 64, 67] if t % 2 == 0 else [62, 65, 69] for t in range(steps)]
+    path.write_text(json.dumps({"train": [piece], "valid": [piece, piece[::-1]], "test": []}))
+    return path
+
+
+@needs_representation
+def test_a_jsb_file_is_a_reference_at_its_own_resolution(tmp_path, capsys):
+    (tmp_path / "gen").mkdir()
+    # One step per quarter note, as the reference: chords on the beat.
+    _write_midi(tmp_path / "gen" / "a.mid", [(p, t, 1) for t in range(16) for p in (60, 64, 67)])
+    reference = _jsb_reference(tmp_path / "tiny-quarter.json")
+    argv = ["evaluate", "--generated", str(tmp_path / "gen"), "--reference", str(reference)]
+    assert cli.main(argv + ["--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["steps_per_quarter"] == 1 and result["reference"]["split"] == "valid"
+    assert result["reference"]["pieces"] == 2
+    assert result["generated"]["onsets_per_step"] == pytest.approx(3.0, rel=0.01)
+    assert set(result["comparison"]["against_collection"]) >= {"onsets_per_step_ratio", "all"}
+
+    for extra, words in [
+        (["--reference-split", "test"], "has no pieces in its 'test' split"),
+        (["--steps-per-quarter", "4"], "is at quarter notes, not at --steps-per-quarter 4"),
+    ]:
+        assert cli.main(argv + extra) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and words in err[0], err
+    # Music composed at 16th notes is not compared with quarter notes.
+    _write_midi(tmp_path / "gen" / "a.mid", [(60 + t % 5, t * 0.25, 0.25) for t in range(64)])
+    assert cli.main(argv) == 2
+    assert "at a finer resolution" in capsys.readouterr().err
+    # A reference in a format the report cannot read.
+    (tmp_path / "notes.txt").write_text("not music")
+    assert cli.main(["evaluate", "--generated", str(tmp_path / "gen"),
+                     "--reference", str(tmp_path / "notes.txt")]) == 2
+    assert "no readable MIDI files" in capsys.readouterr().err
+    (tmp_path / "empty-quarter.json").write_text(json.dumps({"valid": []}))
+    assert cli.main(["evaluate", "--generated", str(tmp_path / "gen"), "--reference",
+                     str(tmp_path / "empty-quarter.json")]) == 2
+    assert "has no pieces in its 'valid' split" in capsys.readouterr().err

@@ -361,13 +361,14 @@ _OUTSIDE_SCRIPT = textwrap.dedent("""
     roll = loaded.generate(
         steps=tf.constant(args["steps"]), seed=tf.constant(args["seed"], tf.int64),
         temperature=tf.constant(1.0), conservativity=tf.constant(1.0),
-        adaptive=tf.constant(False), num_samples=tf.constant(2))["roll"]
+        adaptive=tf.constant(False), min_pitch=tf.constant(0), max_pitch=tf.constant(127),
+        num_samples=tf.constant(2))["roll"]
     primer = np.load(sys.argv[3])
     primed = loaded.signatures["generate_from_primer"](
         steps=tf.constant(5), seed=tf.constant(args["seed"], tf.int64),
         temperature=tf.constant(1.0), conservativity=tf.constant(1.0),
-        adaptive=tf.constant(False), num_samples=tf.constant(1),
-        primer=tf.constant(primer, tf.float32),
+        adaptive=tf.constant(False), min_pitch=tf.constant(0), max_pitch=tf.constant(127),
+        num_samples=tf.constant(1), primer=tf.constant(primer, tf.float32),
         primer_beat=tf.range(len(primer), dtype=tf.int32))["roll"]
     probabilities = loaded.signatures["score"](
         roll=tf.zeros((1, 3, primer.shape[1], 2)), beat=tf.zeros((1, 3), tf.int32),

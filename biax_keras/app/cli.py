@@ -307,11 +307,16 @@ def _add_evaluate(subparsers):
             "scored whole). Data the model cannot be scored on (another time "
             "resolution, notes outside its range, no articulation for a model "
             "that learned it) is refused, not scored. "
-            "Music statistics: --generated DIR --reference DIR compares two sets "
-            "of MIDI files (folders searched recursively): polyphony, silence, "
-            "pitch range, pitch-class and note-length histograms with their KL "
-            "divergence, share of notes in key, and the longest passage of a "
-            "generated piece copied from a reference piece in any transposition."
+            "Music statistics: --generated DIR --reference DIR compares generated "
+            "MIDI with a collection (MIDI files, folders searched recursively, or "
+            "one --reference-split of a JSB-format .json/.pickle): note onsets and "
+            "notes sounding per step, silence, pitch range, histograms of pitch "
+            "classes (also with every piece turned to its key), vertical intervals, "
+            "note lengths and polyphony with their KL divergences, share of notes "
+            "in key, the longest passage of a generated piece copied from the "
+            "collection in any transposition, a two-sample test (a classifier's "
+            "held-out accuracy at telling windows of the two apart), and which of "
+            "these lie within the bounds of music that looks like its collection."
         ),
     )
     likelihood = p.add_argument_group("likelihood (--model)")
@@ -325,13 +330,17 @@ def _add_evaluate(subparsers):
                                  "and accuracy), to see which pieces the figure comes from")
     music = p.add_argument_group("music statistics (--generated)")
     music.add_argument("--generated", metavar="DIR", help="folder (or file) of generated MIDI")
-    music.add_argument("--reference", metavar="DIR", help="folder (or file) of real MIDI to compare with")
+    music.add_argument("--reference", metavar="DIR",
+                       help="folder (or file) of real MIDI to compare with, or a JSB-format "
+                            ".json/.pickle")
+    music.add_argument("--reference-split", choices=("train", "valid", "test"), default=None,
+                       help="the split of a JSB-format --reference (default: valid)")
     music.add_argument("--plot", metavar="FILE.png",
                        help="also draw the histograms side by side into this PNG file")
     p.add_argument("--steps-per-quarter", type=_positive_int, default=None,
-                   help="time steps per quarter note: of the MIDI compared (default: 4, 16th notes), "
-                        "or of a JSB .json/.pickle given to --data (default: read from its name, "
-                        "e.g. jsb-chorales-quarter.json: 1)")
+                   help="time steps per quarter note: of the MIDI compared (default: 4, 16th notes, "
+                        "or a JSB --reference's own), or of a JSB .json/.pickle given to --data "
+                        "(default: read from its name, e.g. jsb-chorales-quarter.json: 1)")
     p.set_defaults(func=_run_evaluate, check=_check_evaluate)
 
 
@@ -340,8 +349,8 @@ def _check_evaluate(args):
     if args.model is not None and args.generated is not None:
         raise UserError("give either --model (likelihood) or --generated (music statistics), not both")
     if args.model is not None:
-        if args.reference is not None or args.plot is not None:
-            raise UserError("--reference and --plot go with --generated, not with --model")
+        if args.reference is not None or args.plot is not None or args.reference_split:
+            raise UserError("--reference, --reference-split and --plot go with --generated, not with --model")
         if args.data is None:
             raise UserError("--model needs --data SRC (a prepared folder, a JSB-format "
                             ".json/.pickle, or a MIDI file or folder)")
@@ -359,6 +368,10 @@ def _check_evaluate(args):
                             "folders with --generated and --reference")
         if args.reference is None:
             raise UserError("--generated needs --reference DIR, the real music to compare with")
+        if args.reference_split is not None and not args.reference.lower().endswith(
+                (".json", ".pickle", ".pkl")):
+            raise UserError("--reference-split is for a JSB-format .json/.pickle reference; "
+                            "a folder of MIDI files is compared whole")
         for flag, path in (("--generated", args.generated), ("--reference", args.reference)):
             if not os.path.exists(path):
                 raise UserError(f"{flag} {path} does not exist; give a folder of MIDI files")
@@ -394,7 +407,8 @@ def _evaluate_music(args):
     from biax_keras.music import plots, statistics
 
     result = statistics.compare_sets(
-        args.generated, args.reference, steps_per_quarter=args.steps_per_quarter or 4)
+        args.generated, args.reference, steps_per_quarter=args.steps_per_quarter,
+        reference_split=args.reference_split)
     if args.plot is not None:
         plots.plot_comparison(result["generated"], result["reference"], args.plot)
         result["plot"] = args.plot

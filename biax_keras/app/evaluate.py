@@ -27,7 +27,8 @@ import tempfile
 
 import numpy as np
 
-from biax_keras.data.records import jsb_steps_per_quarter
+from biax_keras.music import jsb
+from biax_keras.music.jsb import steps_per_quarter_of_name as jsb_steps_per_quarter
 from biax_keras.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -193,7 +194,7 @@ def _source_kind(source):
             return "midi"
         raise UserError(f"{source} is neither a prepared dataset (no meta.json) nor a folder "
                         f"of MIDI files (.mid, .midi, .kar)")
-    if source.lower().endswith(records.JSON_SUFFIXES + records.PICKLE_SUFFIXES):
+    if jsb.is_jsb_file(source):
         return "jsb"
     if midi_files(source):
         return "midi"

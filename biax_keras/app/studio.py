@@ -52,7 +52,7 @@ KEPT_PIECES = 20  # older pieces' files are removed from the temporary folder
 # names, ranges and help); the studio's own settings are these.
 LIMITS = {"seconds": (0.5, MAX_SECONDS), "seed": (-2**63, 2**63 - 1)}
 FILES = {"piece.mid": "audio/midi", "piece.wav": "audio/wav", "roll.png": "image/png"}
-SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "saved_models"
+SHIPPED_MODELS = Path(__file__).resolve().parents[2] / "saved_models"
 
 
 def shipped_models(folder=SHIPPED_MODELS):

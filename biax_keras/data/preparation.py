@@ -131,7 +131,7 @@ def plan(source, out, *, steps_per_quarter=None,
     Beam pipeline share before reading (arguments as for `prepare`)."""
     fractions = _check_fractions(split)
     steps_per_quarter = records.steps_per_quarter_of(source, steps_per_quarter,
-                                                      jsb=_is_jsb(source))
+                                                      is_jsb=_is_jsb(source))
     if steps_per_quarter < 1 or max_steps < 1:
         raise UserError("--steps-per-quarter and --max-steps must be positive")
     if num_notes < 1 or lowest_pitch < 0 or lowest_pitch + num_notes > representation.NUM_MIDI_PITCHES:
@@ -163,7 +163,7 @@ def check_request(source, steps_per_quarter=None, split=DEFAULT_SPLIT):
         UserError: for any of these.
     """
     _check_fractions(split)
-    records.steps_per_quarter_of(source, steps_per_quarter, jsb=_is_jsb(source))
+    records.steps_per_quarter_of(source, steps_per_quarter, is_jsb=_is_jsb(source))
     if str(source) != BACH and Path(source).is_dir():
         _midi_folder(Path(source))
 

@@ -17,22 +17,20 @@ JSB file is read) needs only the standard library.
 import json
 import math
 import os
-import re
 import zlib
 from pathlib import Path
 
 import numpy as np
 
 from biax_keras.errors import UserError
+from biax_keras.music import jsb
+from biax_keras.music.jsb import steps_per_quarter_of_name as jsb_steps_per_quarter
 
 META_FILE = "meta.json"
 # Sources `biax prepare` reads in the JSB format (Boulanger-Lewandowski 2012).
-JSON_SUFFIXES = (".json",)
-PICKLE_SUFFIXES = (".pickle", ".pkl")
+JSON_SUFFIXES = jsb.SUFFIXES[:1]
+PICKLE_SUFFIXES = jsb.SUFFIXES[1:]
 REPORT_FILE = "report.json"
-# A JSB-format file records no time resolution; its name says it
-# (jsb-chorales-quarter.json, jsb-chorales-16th.json).
-_RESOLUTION_WORDS = {"quarter": 1, "eighth": 2, "8th": 2, "16th": 4, "sixteenth": 4}
 # What `biax prepare` quantizes MIDI to unless told otherwise: 16th notes.
 DEFAULT_MIDI_STEPS_PER_QUARTER = 4
 SPLITS = ("train", "valid", "test")
@@ -226,22 +224,7 @@ def piece_lengths(directory, split, meta=None):
     return np.concatenate([np.zeros(0, np.int64)] + [b.numpy() for b in lengths])
 
 
-def is_jsb_file(path):
-    """Whether `path` is named like a JSB-format file (.json, .pickle, .pkl)."""
-    return str(path).lower().endswith(JSON_SUFFIXES + PICKLE_SUFFIXES)
-
-
-def jsb_steps_per_quarter(path):
-    """The time resolution a JSB-format file's name states, or None.
-
-    `jsb-chorales-quarter.json` -> 1, `jsb-chorales-16th.json` -> 4.
-    """
-    words = re.split(r"[^a-z0-9]+", os.path.splitext(os.path.basename(path))[0].lower())
-    found = {_RESOLUTION_WORDS[w] for w in words if w in _RESOLUTION_WORDS}
-    return found.pop() if len(found) == 1 else None
-
-
-def steps_per_quarter_of(source, steps_per_quarter=None, jsb=None):
+def steps_per_quarter_of(source, steps_per_quarter=None, is_jsb=None):
     """The time resolution to prepare `source` at: the one given, else its own.
 
     MIDI has its own tempo and meter and is quantized to 16th notes unless
@@ -251,7 +234,7 @@ def steps_per_quarter_of(source, steps_per_quarter=None, jsb=None):
     Args:
         source: what `biax prepare` reads.
         steps_per_quarter: `--steps-per-quarter`, or None.
-        jsb: whether `source` is a JSB-format file (None: judged by its name).
+        is_jsb: whether `source` is a JSB-format file (None: judged by its name).
 
     Returns:
         int, steps per quarter note.
@@ -262,9 +245,9 @@ def steps_per_quarter_of(source, steps_per_quarter=None, jsb=None):
     """
     if steps_per_quarter is not None:
         return int(steps_per_quarter)
-    if jsb is None:
-        jsb = is_jsb_file(source)
-    if not jsb:
+    if is_jsb is None:
+        is_jsb = jsb.is_jsb_file(source)
+    if not is_jsb:
         return DEFAULT_MIDI_STEPS_PER_QUARTER
     found = jsb_steps_per_quarter(source)
     if found is None:

@@ -7,18 +7,14 @@ kind, payload)` for the readers, its own split if it has one, and what was
 skipped while listing.
 """
 
-import json
 import logging
-import pickle
 from pathlib import Path
 
-import numpy as np
 
 from biax_keras.data import records
 from biax_keras.data.music21_corpus import bach_chorale_paths
-from biax_keras.data.records import SPLITS
 from biax_keras.errors import UserError
-from biax_keras.music import representation
+from biax_keras.music import jsb, representation
 from biax_keras.music.midi_files import midi_files
 
 log = logging.getLogger(__name__)
@@ -29,8 +25,8 @@ MIDI_SUFFIXES = representation.MIDI_SUFFIXES
 TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords")
 JSON_SUFFIXES, PICKLE_SUFFIXES = records.JSON_SUFFIXES, records.PICKLE_SUFFIXES
 # The JSB format (Boulanger-Lewandowski 2012) holds MIDI pitches of the 88 piano keys.
-JSB_LOWEST_PITCH, JSB_NUM_NOTES = 21, 88
-JSB_HIGHEST_PITCH = JSB_LOWEST_PITCH + JSB_NUM_NOTES - 1
+JSB_LOWEST_PITCH, JSB_NUM_NOTES = jsb.LOWEST_PITCH, jsb.NUM_NOTES
+JSB_HIGHEST_PITCH = jsb.HIGHEST_PITCH
 
 
 class _Source:
@@ -83,51 +79,11 @@ def _bach(limit):
     return _Source(BACH, tasks, skipped=missing)
 
 
-def _check_jsb_pitches(path, piece, steps):
-    """Refuses a JSB-format file whose pitches leave the piano's 88 keys.
-
-    The format stores MIDI pitches 21..108. A pitch outside them is not a
-    note too high or too low for the model (those are dropped and counted):
-    it means the file holds something else, most often key indices 0..87,
-    which read as MIDI pitches would put every piece a few octaves off.
-    """
-    for step, pitches in enumerate(steps):
-        for pitch in pitches:
-            if (isinstance(pitch, (int, float, np.integer, np.floating))
-                    and not JSB_LOWEST_PITCH <= pitch <= JSB_HIGHEST_PITCH):
-                raise UserError(
-                    f"{path}: piece {piece} step {step} has pitch {pitch!r}, outside "
-                    f"the JSB format's MIDI pitches {JSB_LOWEST_PITCH}..{JSB_HIGHEST_PITCH}; "
-                    f"write MIDI pitch numbers (middle C is 60), not key indices")
-
-
 def _jsb(path, kind):
-    try:
-        if kind == "json":
-            with open(path) as f:
-                content = json.load(f)
-        else:
-            # A pickle can run code: only files the user names explicitly get here.
-            with open(path, "rb") as f:
-                content = pickle.load(f, encoding="latin1")
-    except (ValueError, pickle.UnpicklingError, EOFError, UnicodeDecodeError) as e:
-        raise UserError(f"{path} is not a readable JSB {kind} file ({e})") from None
-    if not isinstance(content, dict) or not any(k in content for k in SPLITS):
-        raise UserError(f"{path} is not in the JSB format: expected a dict with "
-                        f"some of the keys {', '.join(SPLITS)}")
     tasks, own_split = [], {}
-    for split in SPLITS:
-        pieces = content.get(split, [])
-        if not isinstance(pieces, (list, tuple)):
-            raise UserError(f"{path}: {split!r} should be a list of pieces")
-        for number, piece in enumerate(pieces):
+    for split, pieces in jsb.read(path, kind).items():
+        for number, steps in enumerate(pieces):
             name = f"{path}:{split}/{number}"
-            try:
-                steps = [list(step) for step in piece]
-            except TypeError:
-                steps = None
-            if steps is not None:
-                _check_jsb_pitches(path, f"{split}/{number}", steps)
             tasks.append((len(tasks), name, "pitch_sets", steps))
             own_split[name] = split
     return _Source(str(path), tasks, own_split=own_split, play_only=True, parallel=False)

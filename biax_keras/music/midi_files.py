@@ -9,9 +9,13 @@ one-line reason, never the end of the batch.
 import logging
 import os
 
+import numpy as np
+
 from biax_keras.music import representation
 
 log = logging.getLogger(__name__)
+# An onset further than this from the nearest step (in steps) is off the grid.
+_OFF_GRID_STEPS = 0.1
 
 
 def midi_files(path):
@@ -62,3 +66,24 @@ def read_rolls(files, steps_per_quarter, lowest_pitch=0, num_notes=representatio
         for item in skipped:
             log.warning("skipped %s: %s", item["path"], item["reason"])
     return pieces, skipped
+
+
+def off_grid_share(path, steps_per_quarter):
+    """The share of a MIDI file's note onsets that fall between the steps of a grid.
+
+    Music composed on a grid of 16th notes and read on a grid of quarter notes
+    has most of its onsets between steps; music composed on the grid has none.
+
+    Returns:
+        A float in [0, 1] (0 for a file without notes).
+
+    Raises:
+        RepresentationError, OSError: a file that cannot be read.
+    """
+    sequence = representation.read_midi(path, steps_per_quarter)
+    starts = np.array([n.start_time for n in sequence.notes if not n.is_drum], np.float64)
+    if not starts.size:
+        return 0.0
+    steps = representation._to_quarters(starts, representation._tempo_map(sequence)) \
+        * steps_per_quarter
+    return float(np.mean(np.abs(steps - np.round(steps)) > _OFF_GRID_STEPS))

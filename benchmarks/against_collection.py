@@ -1,0 +1,133 @@
+"""Do a model's samples look like the collection it learned?
+
+    .venv/bin/python benchmarks/against_collection.py                 # every shipped model
+    .venv/bin/python benchmarks/against_collection.py piano_midi_de nottingham
+
+For each model: 8 pieces of 60 s composed with `biax generate`'s default
+settings (only --model, --out, --seconds, --seed 1 and --num-samples given),
+compared by `biax evaluate --generated ... --reference ...` with the valid
+split of its collection: the benchmark models with their JSON file in
+DATA_DIR (default ../shared/data/polyphonic; the JSB model with
+../shared/data/jsb/jsb-chorales-quarter.json), the Bach model with the valid
+split of music21's chorales (`biax prepare bach`, written out as MIDI). The
+results go to benchmarks/results/against-collection-NAME-DATE.json and a
+table of the figures and their bounds is printed (Markdown).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIAX = [sys.executable, "-m", "biax_keras"]
+SHARED = ROOT.parent / "shared" / "data"
+# model -> (reference file or "bach", steps per quarter of the reading)
+REFERENCES = {
+    "piano_midi_de": ("polyphonic/piano-midi-de.json", 2),
+    "musedata": ("polyphonic/musedata.json", 2),
+    "nottingham": ("polyphonic/nottingham.json", 2),
+    "jsb_chorales": ("jsb/jsb-chorales-quarter.json", 1),
+    "bach": ("bach", 4),
+}
+SAMPLES, SECONDS, SEED = 8, 60, 1
+
+
+def run(*argv, **kwargs):
+    done = subprocess.run([*BIAX, *map(str, argv)], capture_output=True, text=True, cwd=ROOT,
+                          **kwargs)
+    if done.returncode != 0:
+        sys.exit(f"biax {' '.join(map(str, argv))} failed: {done.stderr.strip()[-800:]}")
+    return done.stdout
+
+
+def bach_reference(folder):
+    """The valid split of music21's chorales, as MIDI files in `folder`."""
+    from biax_keras import data
+    from biax_keras.music import representation
+
+    folder.mkdir(parents=True, exist_ok=True)
+    prepared = ROOT / "data" / "bach"
+    if not (prepared / "meta.json").is_file():
+        run("prepare", "bach", "--out", prepared)
+    meta = data.load_meta(prepared)
+    for index, (_, roll, _) in enumerate(data.read_pieces(prepared, "valid")):
+        representation.roll_to_midi(roll, folder / f"{index:03d}.mid",
+                                    steps_per_quarter=meta["steps_per_quarter"],
+                                    lowest_pitch=meta["lowest_pitch"])
+    return folder
+
+
+def measure(name, scratch):
+    reference, steps_per_quarter = REFERENCES[name]
+    generated = scratch / name / "generated"
+    generated.mkdir(parents=True)
+    run("generate", "--model", ROOT / "saved_models" / name, "--out", generated / "piece.mid",
+        "--seconds", SECONDS, "--seed", SEED, "--num-samples", SAMPLES)
+    if reference == "bach":
+        reference_path = bach_reference(Path(scratch / name / "reference"))
+        flags = ["--steps-per-quarter", steps_per_quarter]
+    else:
+        reference_path = Path(os.environ.get("DATA_DIR", SHARED)) / reference
+        flags = ["--reference-split", "valid", "--steps-per-quarter", steps_per_quarter]
+    result = json.loads(run("evaluate", "--generated", generated, "--reference", reference_path,
+                            *flags, "--json"))
+    result["model"] = name
+    result["settings"] = {"samples": SAMPLES, "seconds": SECONDS, "seed": SEED,
+                          "flags": "defaults"}
+    return result
+
+
+def table(results):
+    lines = ["| model | onsets/step (ratio) | sounding/step (ratio) | silent steps, samples / "
+             "collection | KL in key | KL intervals | copy (bars) | two-sample accuracy |",
+             "|---|---|---|---|---|---|---|---|"]
+    for result in results:
+        g, r, c = result["generated"], result["reference"], result["comparison"]
+        within = c["against_collection"]
+
+        def mark(name):
+            return "" if within[name]["within"] else " **out**"
+
+        two = c["two_sample"]["accuracy"]
+        lines.append(
+            f"| {result['model']} "
+            f"| {g['onsets_per_step']:.2f} / {r['onsets_per_step']:.2f} "
+            f"(x{within['onsets_per_step_ratio']['value']:.2f}){mark('onsets_per_step_ratio')} "
+            f"| {g['polyphony_mean']:.2f} / {r['polyphony_mean']:.2f} "
+            f"(x{within['notes_sounding_ratio']['value']:.2f}){mark('notes_sounding_ratio')} "
+            f"| {100 * g['silent_share']:.0f}% / {100 * r['silent_share']:.0f}%"
+            f"{mark('silent_share_difference')} "
+            f"| {c['pitch_class_in_key_kl']:.3f}{mark('pitch_class_in_key_kl')} "
+            f"| {c['interval_kl']:.3f}{mark('interval_kl')} "
+            f"| {c['copy']['bars']:.2f}{mark('copy_bars')} "
+            f"| {'-' if two is None else f'{two:.2f}'} |")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="*", default=list(REFERENCES))
+    args = parser.parse_args()
+    unknown = [m for m in args.models if m not in REFERENCES]
+    if unknown:
+        sys.exit(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(REFERENCES)}")
+    date = datetime.date.today().isoformat()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="against-collection-") as scratch:
+        for name in args.models:
+            result = measure(name, Path(scratch))
+            out = ROOT / "benchmarks" / "results" / f"against-collection-{name}-{date}.json"
+            out.write_text(json.dumps(result, indent=2) + "\n")
+            results.append(result)
+            print(f"{name}: wrote {out.relative_to(ROOT)}", file=sys.stderr)
+    print(table(results))
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    main()
