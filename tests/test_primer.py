@@ -244,3 +244,20 @@ def test_readme_primer_examples(tmp_path, write_midi):
     written = note_seq.midi_file_to_note_sequence(str(tmp_path / "out.mid"))
     assert written.tempos[0].qpm == pytest.approx(QPM, rel=1e-3)
     assert written.total_time > 8
+
+
+@pytest.mark.slow
+def test_readme_serving_example(tmp_path):
+    """`biax export` of the shipped Bach model, then the README's serving code in a
+    process that never imports biax_keras."""
+    import subprocess
+    import sys
+
+    assert cli.main(["export", "--model", str(ROOT / "saved_models" / "bach"), "--out",
+                     str(tmp_path / "exported" / "bach")]) == 0
+    snippet = _readme_block('tf.saved_model.load("exported/bach")', "python")
+    check = ('\nimport sys\nassert "biax_keras" not in sys.modules\n'
+             'assert tuple(roll.shape) == (1, 480, 78, 2) and roll.dtype == tf.uint8, roll.shape\n')
+    done = subprocess.run([sys.executable, "-c", snippet + check], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
