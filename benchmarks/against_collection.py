@@ -112,6 +112,8 @@ def table(results):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", default=list(REFERENCES))
+    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results",
+                        help="where the JSON files go")
     args = parser.parse_args()
     unknown = [m for m in args.models if m not in REFERENCES]
     if unknown:
@@ -121,10 +123,10 @@ def main():
     with tempfile.TemporaryDirectory(prefix="against-collection-") as scratch:
         for name in args.models:
             result = measure(name, Path(scratch))
-            out = ROOT / "benchmarks" / "results" / f"against-collection-{name}-{date}.json"
+            out = args.results / f"against-collection-{name}-{date}.json"
             out.write_text(json.dumps(result, indent=2) + "\n")
             results.append(result)
-            print(f"{name}: wrote {out.relative_to(ROOT)}", file=sys.stderr)
+            print(f"{name}: wrote {out}", file=sys.stderr)
     print(table(results))
 
 

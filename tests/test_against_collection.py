@@ -1,0 +1,52 @@
+"""The model cards' "samples against the collection" tables: quoted as recorded, and the
+command that records them, as the cards write it."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from benchmarks.recorded import newest  # noqa: E402
+
+MODELS = ["piano_midi_de", "musedata", "nottingham", "jsb_chorales", "bach"]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_the_card_quotes_the_recorded_figures(name):
+    card = (ROOT / "saved_models" / name / "MODEL_CARD.md").read_text()
+    section = card[card.index("## Samples against the collection"):]
+    recorded = json.loads(newest(f"against-collection-{name}").read_text())
+    within = recorded["comparison"]["against_collection"]
+    rows = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) == 6 and cells[5] in ("yes", "**no**"):
+            rows[cells[0]] = cells[3]  # label -> measure
+    for label, figure in (("note onsets per step", "onsets_per_step_ratio"),
+                          ("notes sounding per step", "notes_sounding_ratio"),
+                          ("silent steps", "silent_share_difference"),
+                          ("pitch classes in key (KL)", "pitch_class_in_key_kl"),
+                          ("vertical intervals (KL)", "interval_kl")):
+        digits = len(rows[label].split(".")[1])
+        assert float(rows[label]) == round(within[figure]["value"], digits), (name, label)
+    accuracy = recorded["comparison"]["two_sample"]["accuracy"]
+    assert f"from the collection {accuracy:.2f} of the time" in section
+
+
+@pytest.mark.slow
+def test_the_cards_command_measures_a_model(tmp_path):
+    if not (ROOT.parent / "shared" / "data" / "jsb" / "jsb-chorales-quarter.json").is_file():
+        pytest.skip("../shared/data/jsb/jsb-chorales-quarter.json is not here")
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "against_collection.py"),
+                           "jsb_chorales", "--results", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("| model | onsets/step")
+    result = json.loads(next(tmp_path.glob("against-collection-jsb_chorales-*.json")).read_text())
+    recorded = json.loads(newest("against-collection-jsb_chorales").read_text())
+    # The same model, settings and seed compose the same pieces: the same figures.
+    assert result["comparison"]["against_collection"] == recorded["comparison"]["against_collection"]
