@@ -227,3 +227,28 @@ def test_fit_lowers_the_loss_on_a_repeated_pattern():
     assert losses[-1] < 0.5 * losses[0]
     assert set(history.history) >= {"frame_nll", "play_nll", "articulate_nll",
                                     "note_on_precision", "note_on_recall"}
+
+
+def test_input_dropout_hides_previous_notes_in_training_only(tmp_path):
+    """A sparse past in training: with almost every previous note hidden the
+    model sees silence; without training, or at 0, it sees the roll."""
+    config = BiaxialConfig(time_units=(6,), note_units=(5,), dropout=0.0, input_dropout=0.999)
+    model = build_model(config, compile=False)
+    plain = build_model(BiaxialConfig(time_units=(6,), note_units=(5,), dropout=0.0),
+                        compile=False)
+    plain.set_weights(model.get_weights())  # the option adds no weights
+    inputs = random_inputs(2, 6, 12, seed=4)
+    silent = dict(inputs, roll=np.zeros_like(inputs["roll"]))
+    np.testing.assert_allclose(np.asarray(model(inputs, training=True)),
+                               np.asarray(plain(silent)), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(model(inputs)), np.asarray(plain(inputs)), atol=1e-6)
+    # It trains, saves and reloads with the option.
+    keras.utils.set_random_seed(0)
+    trained = build_model(BiaxialConfig(time_units=(6,), note_units=(5,), input_dropout=0.3))
+    trained.fit(inputs, inputs["target"], epochs=2, batch_size=2, verbose=0)
+    trained.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    assert loaded.config.input_dropout == 0.3
+    np.testing.assert_allclose(np.asarray(loaded(inputs)), np.asarray(trained(inputs)), atol=1e-6)
+    with pytest.raises(UserError, match="input_dropout must be in"):
+        BiaxialConfig(input_dropout=1.0)

@@ -62,6 +62,10 @@ class BiaxialConfig(ConfigSection):
             class tells the network where it is on the keyboard.
         play_only: train and score play alone (data without articulation,
             such as the JSB Chorales benchmark).
+        input_dropout: in training, the share of the previous steps' notes
+            hidden from the network (each note of each step at random), so
+            that it learns to go on from a sparser past than its data's, as
+            its own samples may be (0: none, as the original).
     """
 
     time_units: typing.Tuple[int, ...] = (300, 300)
@@ -73,6 +77,7 @@ class BiaxialConfig(ConfigSection):
     beat_bits: int = 6
     play_only: bool = False
     pitch_position: bool = True
+    input_dropout: float = 0.0
 
     SECTION = "model"
 
@@ -84,8 +89,9 @@ class BiaxialConfig(ConfigSection):
             if not units or not all(isinstance(u, int) and u > 0 for u in units):
                 raise UserError(f"{name} must be a list of positive whole numbers, got {units!r}")
             object.__setattr__(self, name, tuple(units))
-        if not 0.0 <= self.dropout < 1.0:
-            raise UserError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        for name in ("dropout", "input_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise UserError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
         for name in ("num_notes", "steps_per_quarter"):
             if getattr(self, name) <= 0:
                 raise UserError(f"{name} must be positive, got {getattr(self, name)!r}")

@@ -66,6 +66,10 @@ class BiaxialModel(keras.Model):
         self.time_axis = TimeAxisLSTM(config.time_units, config.dropout, name="time_axis")
         self.note_axis = NoteAxisLSTM(config.note_units, config.dropout, name="note_axis")
         self.head = PlayArticulateHead(name="head")
+        # Only a model that hides input notes has the seed state to draw with,
+        # so that the models and files made before the option are unchanged.
+        self.input_seed = (keras.random.SeedGenerator(name="input_seed")
+                           if config.input_dropout else None)
         # Weights do not depend on the number of notes or steps, so the model
         # is built here once and for all (which also makes reloading simple).
         features = note_feature_size(config.beat_bits, config.pitch_position)
@@ -75,7 +79,12 @@ class BiaxialModel(keras.Model):
         self.built = True
 
     def call(self, inputs, training=None):
-        features = self.note_features(self._seen(inputs["roll"]), inputs["beat"])
+        roll = self._seen(inputs["roll"])
+        if training and self.input_seed is not None:
+            # Each note of each previous step hidden with this probability.
+            noise = keras.random.uniform(ops.shape(roll)[:-1] + (1,), seed=self.input_seed)
+            roll = roll * ops.cast(noise >= self.config.input_dropout, roll.dtype)
+        features = self.note_features(roll, inputs["beat"])
         x = self.time_axis(features, training=training)
         x = self.note_axis(x, self._seen(inputs["target"]), training=training)
         return self.head(x)
