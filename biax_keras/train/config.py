@@ -224,7 +224,7 @@ def hparams_of(model_config, train_config):
 def _config_with_init(config, init_config):
     """The run config with the network sizes of the model started from."""
     model_values, train_values = read_config(config)
-    for key in ("time_units", "note_units", "beat_bits"):
+    for key in ("time_units", "note_units", "beat_bits", "pitch_position"):
         ours = getattr(init_config, key)
         given = model_values.get(key, ours)
         if (list(given) if isinstance(given, (list, tuple)) else given) != (
