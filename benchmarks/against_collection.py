@@ -12,6 +12,12 @@ DATA_DIR (default ../shared/data/polyphonic; the JSB model with
 split of music21's chorales (`biax prepare bach`, written out as MIDI). The
 results go to benchmarks/results/against-collection-NAME-DATE.json and a
 table of the figures and their bounds is printed (Markdown).
+
+With --continuation, each model instead continues the first 8 bars of 8
+valid pieces of its collection (`biax generate --primer BARS.mid --only-new
+--seconds 60 --seed 1`, again default settings), and the 60 s after the
+primer are compared with the collection the same way:
+benchmarks/results/against-collection-NAME-continuation-DATE.json.
 """
 
 import argparse
@@ -35,6 +41,7 @@ REFERENCES = {
     "bach": ("bach", 4),
 }
 SAMPLES, SECONDS, SEED = 8, 60, 1
+PRIMER_BARS = 8
 
 
 def run(*argv, **kwargs):
@@ -62,12 +69,51 @@ def bach_reference(folder):
     return folder
 
 
-def measure(name, scratch):
+def openings(name, folder):
+    """The first `PRIMER_BARS` bars of the first `SAMPLES` valid pieces long enough, as MIDI."""
+    import biax_keras
+    from biax_keras import data
+    from biax_keras.music import jsb, representation
+
+    reference, steps_per_quarter = REFERENCES[name]
+    config = biax_keras.model_config(ROOT / "saved_models" / name)
+    if reference == "bach":
+        prepared = ROOT / "data" / "bach"
+        if not (prepared / "meta.json").is_file():
+            run("prepare", "bach", "--out", prepared)
+        pieces = list(data.read_pieces(prepared, "valid"))
+    else:
+        pieces, _ = jsb.rolls(Path(os.environ.get("DATA_DIR", SHARED)) / reference, "valid",
+                              steps_per_quarter, config.lowest_pitch, config.num_notes)
+    steps = PRIMER_BARS * 4 * steps_per_quarter
+    folder.mkdir(parents=True)
+    paths = []
+    for _, roll, _ in pieces:
+        if len(roll) < steps or len(paths) == SAMPLES:
+            continue
+        path = folder / f"opening-{len(paths) + 1}.mid"
+        representation.roll_to_midi(roll[:steps], path, steps_per_quarter=steps_per_quarter,
+                                    lowest_pitch=config.lowest_pitch)
+        paths.append(path)
+    return paths
+
+
+def compose(name, generated, continuation):
+    model = ROOT / "saved_models" / name
+    if not continuation:
+        run("generate", "--model", model, "--out", generated / "piece.mid", "--seconds", SECONDS,
+            "--seed", SEED, "--num-samples", SAMPLES)
+        return
+    for index, primer in enumerate(openings(name, generated.parent / "openings"), 1):
+        run("generate", "--model", model, "--primer", primer, "--only-new",
+            "--out", generated / f"piece-{index}.mid", "--seconds", SECONDS, "--seed", SEED)
+
+
+def measure(name, scratch, continuation=False):
     reference, steps_per_quarter = REFERENCES[name]
     generated = scratch / name / "generated"
     generated.mkdir(parents=True)
-    run("generate", "--model", ROOT / "saved_models" / name, "--out", generated / "piece.mid",
-        "--seconds", SECONDS, "--seed", SEED, "--num-samples", SAMPLES)
+    compose(name, generated, continuation)
     if reference == "bach":
         reference_path = bach_reference(Path(scratch / name / "reference"))
         flags = ["--steps-per-quarter", steps_per_quarter]
@@ -79,6 +125,8 @@ def measure(name, scratch):
     result["model"] = name
     result["settings"] = {"samples": SAMPLES, "seconds": SECONDS, "seed": SEED,
                           "flags": "defaults"}
+    if continuation:
+        result["settings"]["continuation_of_bars"] = PRIMER_BARS
     return result
 
 
@@ -112,6 +160,8 @@ def table(results):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", default=list(REFERENCES))
+    parser.add_argument("--continuation", action="store_true",
+                        help=f"continue the first {PRIMER_BARS} bars of valid pieces instead")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results",
                         help="where the JSON files go")
     args = parser.parse_args()
@@ -122,8 +172,9 @@ def main():
     results = []
     with tempfile.TemporaryDirectory(prefix="against-collection-") as scratch:
         for name in args.models:
-            result = measure(name, Path(scratch))
-            out = args.results / f"against-collection-{name}-{date}.json"
+            result = measure(name, Path(scratch), args.continuation)
+            kind = "-continuation" if args.continuation else ""
+            out = args.results / f"against-collection-{name}{kind}-{date}.json"
             out.write_text(json.dumps(result, indent=2) + "\n")
             results.append(result)
             print(f"{name}: wrote {out}", file=sys.stderr)

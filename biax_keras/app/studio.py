@@ -79,7 +79,19 @@ class Studio:
         self.lock = threading.Lock()
 
     def model_list(self):
-        return [{"name": name, "path": path} for name, path in self.models.items()]
+        """`[{"name", "path", "controls"}]`: `controls` are the model's own sampling
+        controls, which the page sets when the model is chosen (None where its
+        config cannot be read; composing with it then says why)."""
+        import biax_keras
+
+        listed = []
+        for name, path in self.models.items():
+            try:
+                controls = biax_keras.model_config(path).sampling_controls().to_dict()
+            except UserError:
+                controls = None
+            listed.append({"name": name, "path": path, "controls": controls})
+        return listed
 
     def _model(self, name, path):
         import biax_keras
@@ -110,9 +122,10 @@ class Studio:
         seed = _number(request.get("seed"), "seed", *LIMITS["seed"])
         if seed != int(seed):
             raise UserError(f"the seed must be a whole number, got {request.get('seed')}")
-        controls = SamplingControls.from_page(request)
+        SamplingControls.from_page(request)  # a setting out of range is said before loading
         with self.lock:
             key, model = self._model(request.get("model"), (request.get("model_path") or "").strip())
+            controls = SamplingControls.from_page(request, base=model.config.sampling)
             primer = None
             previous = request.get("continue")
             if previous:
@@ -448,13 +461,29 @@ const $ = (id) => document.getElementById(id);
 
 function fail(message) { $("error").textContent = message; $("status").textContent = ""; }
 
+let ownControls = {};  // model name -> its own sampling controls
+
+// A model's own controls (those its samples look most like its collection
+// with) become the inputs' values when it is chosen.
+function showOwnControls() {
+  const controls = ownControls[$("model").value];
+  if (!controls) return;
+  for (const input of document.querySelectorAll("input.control")) {
+    if (!(input.id in controls)) continue;
+    if (input.type === "checkbox") input.checked = controls[input.id];
+    else input.value = controls[input.id];
+  }
+}
+
 async function loadModels() {
   try {
     const answer = await (await fetch("/api/models")).json();
     for (const m of answer.models) {
       const option = document.createElement("option");
       option.value = m.name; option.textContent = m.name; $("model").appendChild(option);
+      ownControls[m.name] = m.controls;
     }
+    showOwnControls();
   } catch (e) { fail("cannot reach the studio: " + e); }
 }
 
@@ -509,6 +538,7 @@ async function compose(continuing) {
   }
 }
 
+$("model").addEventListener("change", showOwnControls);
 $("compose").addEventListener("click", () => compose(false));
 $("continue").addEventListener("click", () => compose(true));
 loadModels();

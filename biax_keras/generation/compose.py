@@ -147,7 +147,8 @@ def compose(model, *, steps=None, seconds=None, bpm=None, seed=0, controls=None,
         bpm: tempo in quarter notes per minute; None keeps the primer's own
             (120 without a primer).
         seed: the same seed gives the same pieces.
-        controls: a `SamplingControls` (None: the defaults).
+        controls: a `SamplingControls` (None: the model's own, see
+            `BiaxialConfig.sampling`).
         primer: a `primer.Primer`, or None. Its steps open every piece and
             the new steps continue its meter.
         num_samples: pieces composed in parallel.
@@ -159,7 +160,7 @@ def compose(model, *, steps=None, seconds=None, bpm=None, seed=0, controls=None,
         UserError: a length, tempo, seed or control that cannot be used.
     """
     config = model.config
-    controls = controls or SamplingControls()
+    controls = controls or config.sampling_controls()
     bpm, time_signature = tempo_and_meter(primer, bpm)
     steps = length_in_steps(config, steps=steps, seconds=seconds, bpm=bpm, primer=primer)
     check_length(num_samples, steps, seed)
@@ -276,7 +277,7 @@ def plan(model_path, out, *, steps=None, seconds=None, bpm=None, seed=0, control
         soundfont = audio.check_audio(soundfont)
         synth = audio.choose_synth("auto")  # says so when only sine waves are left
     return GenerateJob(os.fspath(model_path), paths, steps, seconds, bpm, int(seed),
-                       controls or SamplingControls(), primer, primer_path, bool(only_new),
+                       controls or config.sampling_controls(), primer, primer_path, bool(only_new),
                        bool(wav), soundfont, synth)
 
 

@@ -85,6 +85,25 @@ class SamplingControls:
         return dataclasses.asdict(self)
 
     @classmethod
+    def check_partial(cls, values, where):
+        """Checks some controls by name and range (a model's own, `BiaxialConfig.sampling`).
+
+        Raises:
+            UserError: `values` is not a dict, names an unknown control or holds a
+                value out of range, said in one line naming `where`.
+        """
+        if not isinstance(values, dict):
+            raise UserError(f"{where} must be a JSON object of sampling controls")
+        unknown = sorted(set(values) - set(cls.names()))
+        if unknown:
+            raise UserError(f"{where} names unknown control(s) {', '.join(unknown)}; "
+                            f"known: {', '.join(cls.names())}")
+        try:
+            cls(**values)
+        except UserError as e:
+            raise UserError(f"{where}: {e}") from None
+
+    @classmethod
     def names(cls, version=None):
         """The controls of the control set `version` (None: this one), in order."""
         return [f.name for f in dataclasses.fields(cls)
@@ -98,19 +117,35 @@ class SamplingControls:
 
     @classmethod
     def add_arguments(cls, parser):
-        """One flag per control (`--min-pitch` for `min_pitch`), default and range in its help."""
+        """One flag per control (`--min-pitch` for `min_pitch`; `--adaptive/--no-adaptive`).
+
+        A flag not given is None: the model's own control then (see
+        `BiaxialConfig.sampling`), else the neutral default the help names.
+        """
         for field in dataclasses.fields(cls):
             flag = "--" + field.name.replace("_", "-")
             if field.type is bool:
-                parser.add_argument(flag, action="store_true", default=field.default,
-                                    help=field.metadata["help"])
+                parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                                    help=f"{field.metadata['help']} (default: the model's own, "
+                                         f"else {'on' if field.default else 'off'})")
             else:
-                parser.add_argument(flag, type=_argument_type(field), default=field.default,
-                                    help=f"{field.metadata['help']} ({_range_words(field)})")
+                parser.add_argument(flag, type=_argument_type(field), default=None,
+                                    help=f"{field.metadata['help']} ({_range_words(field)}; "
+                                         f"default: the model's own, else {field.default:g})")
 
     @classmethod
-    def from_arguments(cls, args):
-        return cls(**{name: getattr(args, name) for name in cls.names()})
+    def from_arguments(cls, args, config=None):
+        """The controls of `add_arguments`' flags: those given, on top of `config`'s own.
+
+        Args:
+            args: the parsed flags.
+            config: a `BiaxialConfig` whose `sampling` fills the flags not
+                given (None: the neutral defaults fill them).
+        """
+        base = dict((config.sampling or {}) if config is not None else {})
+        given = {name: getattr(args, name) for name in cls.names()
+                 if getattr(args, name, None) is not None}
+        return cls(**{**base, **given})
 
     # -- the studio page -----------------------------------------------------
 
@@ -126,11 +161,12 @@ class SamplingControls:
         return inputs
 
     @classmethod
-    def from_page(cls, values):
+    def from_page(cls, values, base=None):
         """Controls from the studio's form (strings, as a page sends them).
 
-        A control left out keeps its default; a number outside the page's
-        range is refused in one line.
+        A control left out keeps its value in `base` (a model's own
+        `BiaxialConfig.sampling`), else its default; a number outside the
+        page's range is refused in one line.
 
         Raises:
             UserError: naming the control and its range.
@@ -156,7 +192,7 @@ class SamplingControls:
             if field.type is int and number != int(number):
                 raise UserError(f"{field.name} must be a whole number, got {value}")
             chosen[field.name] = field.type(number)
-        return cls(**chosen)
+        return cls(**{**(base or {}), **chosen})
 
     # -- the compiled sampler and the export --------------------------------
 

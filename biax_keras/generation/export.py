@@ -29,6 +29,10 @@ Signatures (all inputs required, as TF Serving wants; N is the model's
   (P,) int32) -> {"roll": (K, P + steps, N, 2) uint8}`: continues a primer,
   which opens every sample; bar positions continue from the primer's last.
 
+- `sampling_defaults() -> {control: scalar}`: the model's own sampling
+  controls (`BiaxialConfig.sampling`, the neutral ones where it has none),
+  the values to give `generate` for music like its collection.
+
 `serving_default` is `score`. The model's config is written beside the
 SavedModel's files as `assets.extra/biax_keras.json` (TF Serving ignores that
 folder), which `biax_keras.load_model` reads back.
@@ -106,7 +110,7 @@ def _signatures(model, controls_version=VERSION):
     sample = sampling.Sampler(model).sample_function(notes)
     control_specs = SamplingControls.tensor_specs(controls_version)
     every_control = SamplingControls.tensor_specs()
-    defaults = SamplingControls()
+    defaults = model.config.sampling_controls()  # the model's own, for controls not given
     specs = [tf.TensorSpec((), tf.int32, name="steps"), tf.TensorSpec((), tf.int64, name="seed"),
              tf.TensorSpec((), tf.int32, name="num_samples")] + list(control_specs.values())
     primer_specs = [tf.TensorSpec((None, notes, 2), tf.float32, name="primer"),
@@ -151,8 +155,14 @@ def _signatures(model, controls_version=VERSION):
         inputs = {"roll": roll, "beat": beat, "target": target}
         return {"probabilities": model(inputs, training=False)}
 
+    @tf.function(input_signature=[])
+    def sampling_defaults():
+        return {name: tf.constant(getattr(defaults, name), spec.dtype)
+                for name, spec in control_specs.items()}
+
     functions = {"score": score, "generate": generate,
-                 "generate_from_primer": generate_from_primer}
+                 "generate_from_primer": generate_from_primer,
+                 "sampling_defaults": sampling_defaults}
     for function in functions.values():
         function.get_concrete_function()  # ExportArchive wants them traced
     return functions
@@ -287,9 +297,9 @@ class ExportedModel:
             raise UserError(f"an exported model generates {self.config.num_notes} notes, "
                             f"not {primer.shape[1]}")
         known = SamplingControls.names(self.controls_version)
-        defaults = SamplingControls.defaults()
+        defaults = self.config.sampling_controls()
         unknown = [name for name in SamplingControls.names()
-                   if name not in known and getattr(controls, name) != defaults[name]]
+                   if name not in known and getattr(controls, name) != getattr(defaults, name)]
         if unknown:
             flags = ", ".join("--" + name.replace("_", "-") for name in unknown)
             raise UserError(f"{self.path} was exported before {flags} existed; export the "

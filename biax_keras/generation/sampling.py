@@ -447,9 +447,10 @@ def checked_primer(config, primer, primer_beat=None, num_notes=None):
     return primer.astype(np.uint8), primer_beat, time_signature
 
 
-def _controls(controls, kwargs):
+def _controls(controls, kwargs, config):
+    """The controls to sample with: given whole, or the model's own with `kwargs` on top."""
     if controls is None:
-        return SamplingControls(**kwargs)
+        return config.sampling_controls(**kwargs)
     if kwargs:
         raise TypeError(f"give either controls or {', '.join(kwargs)}, not both")
     if not isinstance(controls, SamplingControls):
@@ -469,8 +470,9 @@ def generate_batch(model, num_samples, steps, seed=0, controls=None, primer=None
             count).
         seed: int; the same seed gives the same pieces, and sample k does not
             depend on how many samples are drawn with it.
-        controls: a `SamplingControls`, or None to build one from the
-            keyword arguments `temperature`, `conservativity` and `adaptive`.
+        controls: a `SamplingControls`, used as it is; or None for the
+            model's own controls (`BiaxialConfig.sampling`, the neutral ones
+            where it has none) with the keyword arguments on top.
         primer: None, a MIDI path, a `primer.Primer`, a roll `(P, N, 2)` or a
             `(roll, beat)` pair. Its steps are fed first and kept as the
             opening of every piece. Notes of a MIDI primer outside the model's
@@ -481,8 +483,8 @@ def generate_batch(model, num_samples, steps, seed=0, controls=None, primer=None
         time_signature: the bar that the new steps' positions follow, from
             the primer's last position (default: a MIDI primer's meter, else
             4/4).
-        **control_values: `temperature`, `conservativity`, `adaptive` (see
-            `SamplingControls`).
+        **control_values: fields of `SamplingControls` (`temperature`,
+            `conservativity`, `adaptive`, ...) that change the model's own.
 
     Returns:
         np.uint8 `(K, P + steps, N, 2)`: play and articulate; articulate is 1
@@ -491,9 +493,9 @@ def generate_batch(model, num_samples, steps, seed=0, controls=None, primer=None
     Raises:
         UserError: for a control out of range or a primer that cannot be used.
     """
-    controls = _controls(controls, control_values)
-    check_length(num_samples, steps, seed)
     config = model.config
+    controls = _controls(controls, control_values, config)
+    check_length(num_samples, steps, seed)
     primer, primer_beat, primer_meter = checked_primer(config, primer, primer_beat, num_notes)
     time_signature = tuple(time_signature or primer_meter or DEFAULT_TIME_SIGNATURE)
     if hasattr(model, "generate_batch"):  # an exported SavedModel

@@ -66,6 +66,11 @@ class BiaxialConfig(ConfigSection):
             hidden from the network (each note of each step at random), so
             that it learns to go on from a sparser past than its data's, as
             its own samples may be (0: none, as the original).
+        sampling: the model's own sampling controls (`SamplingControls`
+            fields, e.g. `{"temperature": 1.2, "adaptive": true}`): those its
+            samples look most like its collection with, which `biax
+            generate`, the studio and an export start from; a control given
+            there still wins (None: the neutral controls, as before).
     """
 
     time_units: typing.Tuple[int, ...] = (300, 300)
@@ -78,6 +83,8 @@ class BiaxialConfig(ConfigSection):
     play_only: bool = False
     pitch_position: bool = True
     input_dropout: float = 0.0
+    sampling: typing.Optional[typing.Dict[str, typing.Any]] = dataclasses.field(
+        default=None, hash=False)
 
     SECTION = "model"
 
@@ -97,6 +104,18 @@ class BiaxialConfig(ConfigSection):
                 raise UserError(f"{name} must be positive, got {getattr(self, name)!r}")
         if self.beat_bits < 0:
             raise UserError(f"beat_bits must be 0 (no bar position) or more, got {self.beat_bits!r}")
+        if self.sampling is not None:
+            from biax_keras.generation.controls import SamplingControls
+
+            SamplingControls.check_partial(self.sampling, "the model config's 'sampling'")
+            object.__setattr__(self, "sampling", dict(self.sampling))
+
+    def sampling_controls(self, **overrides):
+        """The model's own `SamplingControls`, with `overrides` (those not None) on top."""
+        from biax_keras.generation.controls import SamplingControls
+
+        given = {name: value for name, value in overrides.items() if value is not None}
+        return SamplingControls(**{**(self.sampling or {}), **given})
 
 
 
@@ -139,7 +158,9 @@ def checked_fields(cls, values, section):
         if value is None and optional:
             checked[name] = None
             continue
-        if typing.get_origin(kind) is tuple:
+        if typing.get_origin(kind) is dict:
+            ok, expected = isinstance(value, dict), "a JSON object"
+        elif typing.get_origin(kind) is tuple:
             ok = isinstance(value, (list, tuple)) and all(whole(v) for v in value)
             value, expected = (tuple(value) if ok else value), "a list of whole numbers"
         elif kind is bool:

@@ -1,0 +1,196 @@
+"""A model's own sampling controls (`BiaxialConfig.sampling`): kept in its config,
+started from by `biax_keras.generate`, `biax generate`, the studio and an export,
+overridden by what a user gives; and found by calibration against a collection."""
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import biax_keras
+from biax_keras.app import cli, studio
+from biax_keras.errors import UserError
+from biax_keras.generation import calibration
+from biax_keras.generation.controls import SamplingControls
+from biax_keras.generation.export import export_model
+from biax_keras.music import statistics
+from biax_keras.nn.model import BiaxialConfig, build_model
+
+OWN = {"temperature": 1.5, "conservativity": 3.0, "adaptive": True}
+SIZES = dict(time_units=(10,), note_units=(8,), lowest_pitch=36, num_notes=24)
+
+
+def _random(config):
+    model = build_model(config, compile=False)
+    rng = np.random.default_rng(3)
+    for variable in model.weights:  # random weights: many notes play
+        variable.assign(rng.normal(0.0, 0.8, variable.shape).astype("float32"))
+    return model
+
+
+@pytest.fixture(scope="module")
+def own(tmp_path_factory):
+    """A model with its own controls, saved, and the same weights without them."""
+    model = _random(BiaxialConfig(**SIZES, sampling=OWN))
+    plain = _random(BiaxialConfig(**SIZES))
+    folder = tmp_path_factory.mktemp("own")
+    model.save(folder / "own.keras")
+    plain.save(folder / "plain.keras")
+    return model, plain, folder
+
+
+def test_the_config_keeps_and_checks_its_own_controls():
+    config = BiaxialConfig.from_dict({**SIZES, "sampling": OWN})
+    assert BiaxialConfig.from_json(config.to_json()) == config
+    assert config.sampling_controls() == SamplingControls(**OWN)
+    assert config.sampling_controls(temperature=0.5, adaptive=None) == SamplingControls(
+        **{**OWN, "temperature": 0.5})
+    assert BiaxialConfig().sampling_controls() == SamplingControls()
+    for bad, words in [({"temp": 1.0}, "unknown control(s) temp"),
+                       ({"temperature": 0}, "temperature must be a positive number"),
+                       ({"adaptive": 1}, "adaptive must be True or False"),
+                       ([1.0], "'sampling' must be a JSON object")]:
+        with pytest.raises(UserError, match=words.replace("(", r"\(").replace(")", r"\)")):
+            BiaxialConfig.from_dict({"sampling": bad})
+
+
+def test_generate_starts_from_the_models_own_controls(own):
+    model, _, _ = own
+    mine = biax_keras.generate_batch(model, 2, 24, seed=4)
+    np.testing.assert_array_equal(
+        mine, biax_keras.generate_batch(model, 2, 24, seed=4, controls=SamplingControls(**OWN)))
+    neutral = biax_keras.generate_batch(model, 2, 24, seed=4, controls=SamplingControls())
+    assert not np.array_equal(mine, neutral)  # the own controls change the music
+    # A keyword changes that control alone; the others stay the model's.
+    np.testing.assert_array_equal(
+        biax_keras.generate_batch(model, 2, 24, seed=4, temperature=1.0),
+        biax_keras.generate_batch(model, 2, 24, seed=4,
+                                  controls=SamplingControls(**{**OWN, "temperature": 1.0})))
+
+
+def test_a_model_without_own_controls_composes_as_before(own):
+    _, plain, folder = own
+    assert plain.config.sampling is None
+    np.testing.assert_array_equal(biax_keras.generate(plain, 24, seed=2),
+                                  biax_keras.generate(plain, 24, seed=2,
+                                                      controls=SamplingControls()))
+    loaded = biax_keras.load_model(folder / "own.keras")
+    assert loaded.config.sampling == OWN
+
+
+def test_biax_generate_uses_them_and_a_flag_wins(own, tmp_path, capsys):
+    _, _, folder = own
+    model = str(folder / "own.keras")
+
+    def run(*flags):
+        out = tmp_path / f"piece{len(list(tmp_path.iterdir()))}.mid"
+        assert cli.main(["generate", "--model", model, "--out", str(out), "--steps", "16",
+                         "--json", *flags]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    report = run()
+    assert {k: report[k] for k in OWN} == OWN
+    report = run("--temperature", "0.8", "--no-adaptive")
+    assert (report["temperature"], report["conservativity"], report["adaptive"]) == \
+        (0.8, 3.0, False)
+    with pytest.raises(SystemExit):
+        cli.main(["generate", "--help"])
+    assert "default: the model's own, else 1" in capsys.readouterr().out
+
+
+def test_calibrated_defaults_are_written_into_the_keras_file(own, tmp_path):
+    _, plain, _ = own
+    run = tmp_path / "run"
+    run.mkdir()
+    plain.save(run / "model.keras")
+    (run / "config.json").write_text(json.dumps({"model": plain.config.to_dict(), "train": {}}))
+    with zipfile.ZipFile(run / "model.keras") as archive:
+        weights = archive.read("model.weights.h5")
+    calibration.write_defaults(run, {"temperature": 1.2, "adaptive": True})
+    with zipfile.ZipFile(run / "model.keras") as archive:
+        assert archive.read("model.weights.h5") == weights  # byte for byte
+    assert biax_keras.model_config(run).sampling == {"temperature": 1.2, "adaptive": True}
+    assert json.loads((run / "config.json").read_text())["model"]["sampling"] == \
+        {"temperature": 1.2, "adaptive": True}
+    loaded = biax_keras.load_model(run)
+    np.testing.assert_array_equal(
+        biax_keras.generate(loaded, 16, seed=1),
+        biax_keras.generate(plain, 16, seed=1, temperature=1.2, adaptive=True))
+    with pytest.raises(UserError, match="temperature must be a positive number"):
+        calibration.write_defaults(run, {"temperature": -1})
+    assert sorted(p.name for p in run.iterdir()) == ["config.json", "model.keras"]  # no leftovers
+
+
+def test_an_export_carries_them(own, tmp_path):
+    model, _, _ = own
+    export_model(model, tmp_path / "exported")
+    loaded = tf.saved_model.load(str(tmp_path / "exported"))
+    defaults = {k: v.numpy().item() for k, v in loaded.sampling_defaults().items()}
+    assert defaults == pytest.approx(SamplingControls(**OWN).to_dict())
+    exported = biax_keras.load_model(tmp_path / "exported")
+    np.testing.assert_array_equal(biax_keras.generate(exported, 16, seed=3),
+                                  biax_keras.generate(model, 16, seed=3))
+
+
+def test_the_studio_shows_and_uses_each_models_own(own, tmp_path):
+    _, _, folder = own
+    page = studio.Studio({"own": str(folder / "own.keras"), "plain": str(folder / "plain.keras")},
+                         tmp_path)
+    listed = {m["name"]: m["controls"] for m in page.model_list()}
+    assert listed["own"] == SamplingControls(**OWN).to_dict()
+    assert listed["plain"] == SamplingControls().to_dict()
+    from biax_keras.generation import compose
+
+    def rolls(answer):
+        return page.pieces[answer["piece"]]["composition"].rolls
+
+    model = page._model("own", None)[1]
+    steps = compose.length_in_steps(model.config, seconds=2)
+    mine = compose.compose(model, steps=steps, seed=1, controls=SamplingControls(**OWN)).rolls
+    np.testing.assert_array_equal(rolls(page.compose({"model": "own", "seconds": 2, "seed": 1})),
+                                  mine)  # no controls sent: the model's own
+    changed = SamplingControls(**{**OWN, "temperature": 1.0})
+    np.testing.assert_array_equal(
+        rolls(page.compose({"model": "own", "seconds": 2, "seed": 1, "temperature": "1.0"})),
+        compose.compose(model, steps=steps, seed=1, controls=changed).rolls)
+    assert "showOwnControls" in studio.PAGE
+
+
+def _roll(steps, notes, playing):
+    roll = np.zeros((steps, notes, 2), np.uint8)
+    for step, pitches in playing.items():
+        roll[step, pitches, 0] = 1
+    return roll
+
+
+def test_distances_have_a_known_answer():
+    """Twice the collection's onsets and notes: x2 density, each past its 1.25 bound."""
+    notes = 24
+    reference = [_roll(8, notes, {s: [0] for s in range(0, 8, 2)})]  # 4 onsets, 4 silent
+    generated = [_roll(8, notes, {s: [0, 7] for s in range(0, 8, 2)})]
+    values, shares = calibration.distances(statistics.set_statistics(generated, 60),
+                                           statistics.set_statistics(reference, 60))
+    assert values["onsets_per_step_ratio"] == pytest.approx(2.0)
+    assert values["notes_sounding_ratio"] == pytest.approx(2.0)
+    assert values["silent_share_difference"] == 0.0
+    assert shares["onsets_per_step_ratio"] == pytest.approx(np.log(2) / np.log(1.25))
+    thin = [_roll(8, notes, {0: [0], 4: [0]})]
+    _, shares = calibration.distances(statistics.set_statistics(thin, 60),
+                                      statistics.set_statistics(reference, 60))
+    assert shares["onsets_per_step_ratio"] == pytest.approx(np.log(2) / -np.log(0.8))
+    assert shares["silent_share_difference"] == pytest.approx(0.25 / 0.05)
+
+
+def test_search_ranks_the_settings_against_a_collection(own):
+    _, plain, _ = own
+    collection = list(biax_keras.generate_batch(plain, 4, 32, seed=9))  # its own music
+    grid = [{"conservativity": 6.0}, {"conservativity": 1.0}]
+    rows = calibration.search(plain, collection, grid, samples=4, steps=32, seed=9)
+    assert [row["controls"] for row in rows] == [{"conservativity": 1.0},
+                                                 {"conservativity": 6.0}]
+    assert rows[0]["score"] == 0.0 and rows[0]["within"]  # the collection itself
+    assert "| 1 | 1 | no | x1.00 |" in calibration.table(rows)
+    with pytest.raises(UserError, match="no pieces"):
+        calibration.search(plain, [], grid)
