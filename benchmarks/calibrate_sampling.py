@@ -47,6 +47,8 @@ def main():
                         help="the conservativities to try (default: 1,0.9,0.8)")
     parser.add_argument("--adaptive", default=None, choices=["no", "yes", "both"],
                         help="adaptive conservativity off, on or both (default: both)")
+    parser.add_argument("--samples", type=int, default=None,
+                        help="pieces composed per setting (default: 8)")
     parser.add_argument("--label", default=None,
                         help="added to the results' file name (calibration-MODEL-LABEL-DATE.json)")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
@@ -69,7 +71,8 @@ def main():
     adaptive = {"no": (False,), "yes": (True,), "both": (False, True), None: (False, True)}
     rows = calibration.search(model, reference, calibration.grid(
         numbers(args.temperatures, calibration.TEMPERATURES),
-        numbers(args.conservativities, calibration.CONSERVATIVITIES), adaptive[args.adaptive]))
+        numbers(args.conservativities, calibration.CONSERVATIVITIES), adaptive[args.adaptive]),
+        samples=args.samples or calibration.SAMPLES)
     print(calibration.table(rows))
     date = datetime.date.today().isoformat()
     label = f"-{args.label}" if args.label else ""

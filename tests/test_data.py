@@ -47,7 +47,8 @@ def test_prepare_reads_good_files_and_skips_every_bad_kind(broken_midi_folder, t
     meta = data.load_meta(out)
     assert meta == {"format": "biax_keras.data.records", "version": 2, "steps_per_quarter": 4,
                     "lowest_pitch": 24, "num_notes": 78, "play_only": False,
-                    "source": str(folder), "shards": {"train": 1, "valid": 1, "test": 1}}
+                    "source": str(folder), "style": "midi",  # the folder's name
+                    "shards": {"train": 1, "valid": 1, "test": 1}}
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folders left
     assert "Skipped:" in data.format_report(report)
 

@@ -134,6 +134,9 @@ def _add_prepare(subparsers):
     p.add_argument("--split", default="0.8,0.1,0.1",
                    help="train,valid,test fractions (ignored when the source has its own split)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split")
+    p.add_argument("--style", default=None, metavar="NAME",
+                   help="the style its pieces are tagged with, for a model trained on several "
+                        "datasets (default: the source's name, e.g. piano-midi-de)")
     p.add_argument("--workers", type=_positive_int, default=None,
                    help="parallel readers (default: number of CPU cores)")
     p.add_argument("--max-steps", type=_positive_int, default=20000,
@@ -160,6 +163,10 @@ def _check_prepare(args):
                         f"a TFRecord of NoteSequences, `bach` or a JSB .json/.pickle")
     records.check_out(args.out, args.overwrite)
     preparation.check_request(args.source, args.steps_per_quarter, args.split)
+    if args.style is not None:
+        from biax_keras.style_names import check_style_name
+
+        check_style_name(args.style)
 
 
 def _run_prepare(args):
@@ -176,6 +183,7 @@ def _run_prepare(args):
         limit=args.limit,
         shards=args.shards,
         overwrite=args.overwrite,
+        style=args.style,
     )
     if args.runner is not None:
         from biax_keras.data import beam
@@ -204,10 +212,18 @@ def _add_train(subparsers):
             "(TensorBoard), history.csv, checkpoints/best.keras and, at the end, "
             "model.keras with the weights of the best epoch. Running the same command "
             "on an unfinished RUN resumes it. The note range and resolution come from "
-            "the data. Config files: training/configs/*.json; flags override them."
+            "the data. Config files: training/configs/*.json; flags override them. "
+            "Several --data train one model of several styles, one per dataset (the style "
+            "`biax prepare --style` gave it), each drawn from by its --data-weights share "
+            "and early-stopped on the mean of their valid NLLs."
         ),
     )
-    p.add_argument("--data", required=True, metavar="DIR", help="a prepared dataset folder")
+    p.add_argument("--data", required=True, metavar="DIR", action="append",
+                   help="a prepared dataset folder; give it again for each dataset of a "
+                        "style model")
+    p.add_argument("--data-weights", type=_weights, default=None, metavar="W,W,...",
+                   help="with several --data, each one's share of the training windows "
+                        "(default: equal shares, unless --config sets train.data_weights)")
     p.add_argument("--out", required=True, metavar="RUN", help="run folder (new, or unfinished to resume)")
     p.add_argument("--config", metavar="FILE", help='JSON {"model": {...}, "train": {...}}')
     from biax_keras.train.config import TrainConfig
@@ -262,14 +278,32 @@ def _add_train(subparsers):
 def _check_train(args):
     from biax_keras.data import records
 
-    if not records.is_prepared(args.data):
-        raise UserError(f"{args.data} is not a prepared dataset (no meta.json); "
-                        f"run `biax prepare SOURCE --out {args.data}` first")
+    for folder in args.data:
+        if not records.is_prepared(folder):
+            raise UserError(f"{folder} is not a prepared dataset (no meta.json); "
+                            f"run `biax prepare SOURCE --out {folder}` first")
+    if len(set(map(os.path.abspath, args.data))) != len(args.data):
+        raise UserError("the same --data is given twice; give each dataset once")
+    if args.data_weights is not None and len(args.data_weights) != len(args.data):
+        raise UserError(f"--data-weights gives {len(args.data_weights)} weights for "
+                        f"{len(args.data)} --data; give one per dataset")
     if args.config is not None and not os.path.isfile(args.config):
         raise UserError(f"cannot read config {args.config}: no such file")
     if args.init is not None and not os.path.isfile(args.init):
         raise UserError(f"--init {args.init} does not exist (give a .keras file written by biax train)")
-    runs.check_out(args.out, args.data, args.overwrite)
+    runs.check_out(args.out, args.data[0] if len(args.data) == 1 else args.data, args.overwrite)
+
+
+def _weights(text):
+    """`--data-weights 1,2.5`: positive numbers separated by commas."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") \
+            from None
+    if not values or not all(math.isfinite(v) and v > 0 for v in values):
+        raise argparse.ArgumentTypeError(f"the weights must be positive, got {text!r}")
+    return values
 
 
 def _run_train(args):
@@ -281,8 +315,10 @@ def _run_train(args):
                  "patience": args.patience, "seed": args.seed,
                  "image_every": args.image_every, "sample_every": args.sample_every,
                  "lr_decay_patience": args.lr_decay_patience, "weight_decay": args.weight_decay,
-                 "ema": args.ema, "transpose": args.transpose}
-    report = train.train(args.data, args.out, args.config, strategy=args.strategy,
+                 "ema": args.ema, "transpose": args.transpose,
+                 "data_weights": args.data_weights}
+    data = args.data[0] if len(args.data) == 1 else args.data
+    report = train.train(data, args.out, args.config, strategy=args.strategy,
                          overrides=overrides, init=args.init, overwrite=args.overwrite,
                          peer_timeout_s=args.peer_timeout or distribute.DEFAULT_PEER_TIMEOUT_S)
     if not args.json:
@@ -328,6 +364,9 @@ def _add_evaluate(subparsers):
     likelihood.add_argument("--per-piece", action="store_true",
                             help="also score every piece on its own (its name, steps, frame NLL "
                                  "and accuracy), to see which pieces the figure comes from")
+    likelihood.add_argument("--style", default=None, metavar="NAME[=W,...]",
+                            help="a style model's style to score in (default: the data's own, "
+                                 "by its prepared style or its file's name)")
     music = p.add_argument_group("music statistics (--generated)")
     music.add_argument("--generated", metavar="DIR", help="folder (or file) of generated MIDI")
     music.add_argument("--reference", metavar="DIR",
@@ -360,7 +399,8 @@ def _check_evaluate(args):
                             f"JSB-format .json/.pickle, or a MIDI file or folder")
         from biax_keras.app import evaluate
 
-        evaluate.check_request(args.model, args.data, args.split, args.steps_per_quarter)
+        evaluate.check_request(args.model, args.data, args.split, args.steps_per_quarter,
+                               args.style)
         return
     if args.generated is not None:
         if args.data is not None or args.split is not None or args.per_piece:
@@ -397,7 +437,7 @@ def _evaluate_likelihood(args):
 
     result = evaluate.evaluate_model(args.model, args.data, split=args.split,
                                      steps_per_quarter=args.steps_per_quarter,
-                                     per_piece=args.per_piece)
+                                     per_piece=args.per_piece, style=args.style)
     if not args.json:
         print(evaluate.format_scores(result))
     return result
@@ -462,6 +502,9 @@ def _add_generate(subparsers):
     p.add_argument("--bpm", type=_positive_float, default=None,
                    help="tempo in quarter notes per minute (default: the primer's, else 120)")
     SamplingControls.add_arguments(p)
+    p.add_argument("--style", default=None, metavar="NAME[=W,...]",
+                   help="a style model's style, or a blend of its styles by weight, e.g. "
+                        "piano_midi_de=0.7,jsb_chorales=0.3 (default: its first style)")
     p.add_argument("--seed", type=int, default=0, help="the same seed gives the same music")
     p.add_argument("--primer", metavar="FILE.mid", default=None, help="MIDI to continue")
     opening = p.add_mutually_exclusive_group()
@@ -497,7 +540,7 @@ def _check_generate(args):
         seed=args.seed, controls=controls, primer_path=args.primer,
         primer_steps=args.primer_steps, primer_seconds=args.primer_seconds,
         only_new=args.only_new, num_samples=args.num_samples, wav=args.wav,
-        soundfont=args.soundfont, overwrite=args.overwrite)
+        soundfont=args.soundfont, overwrite=args.overwrite, style=args.style)
 
 
 def _run_generate(args):
@@ -507,8 +550,12 @@ def _run_generate(args):
     if not args.json:
         for piece in result["pieces"]:
             wav = f" and {piece['wav']}" if piece.get("wav") else ""
+            style = ""
+            if result.get("style"):
+                style = " in " + " + ".join(
+                    name if w == 1 else f"{name} {w:.2g}" for name, w in result["style"].items())
             print(f"wrote {piece['midi']}{wav}: {result['seconds']:.1f} s at {result['bpm']:g} bpm, "
-                  f"{piece['notes']} notes")
+                  f"{piece['notes']} notes{style}")
     return result
 
 

@@ -106,7 +106,7 @@ def previous_steps(roll):
 
 
 def score_pieces(model, pieces, play_only=False, batch_size=_BATCH_SIZE,
-                 note_steps_per_batch=_NOTE_STEPS_PER_BATCH, each=False):
+                 note_steps_per_batch=_NOTE_STEPS_PER_BATCH, each=False, style=None):
     """Scores whole pieces with a Keras `BiaxialModel`.
 
     Args:
@@ -118,6 +118,7 @@ def score_pieces(model, pieces, play_only=False, batch_size=_BATCH_SIZE,
         note_steps_per_batch: and fewer when their padded steps times notes
             would exceed this (a piece longer than that goes alone).
         each: also return every piece's own `Scores`.
+        style: `(S,)` style weights every piece is scored in (a style model's).
 
     Returns:
         `Scores` over all pieces; with `each`, `(Scores over all, [Scores of
@@ -144,6 +145,9 @@ def score_pieces(model, pieces, play_only=False, batch_size=_BATCH_SIZE,
             "beat": beats,
             "target": rolls,
         }
+        if style is not None and len(style):
+            inputs["style"] = np.broadcast_to(np.asarray(style, np.float32),
+                                              (len(batch), len(style))).copy()
         probabilities = np.asarray(model(inputs, training=False))
         for i, (roll, _) in enumerate(batch):
             alone[indices[i]].add(roll, probabilities[i, : len(roll)], play_only)
@@ -350,17 +354,53 @@ def _checked_source(source, split, steps_per_quarter, config, warn=True):
     return kind, resolution
 
 
-def check_request(model_path, source, split=None, steps_per_quarter=None):
+def check_request(model_path, source, split=None, steps_per_quarter=None, style=None):
     """What `evaluate_model` refuses that the model's config and the data's
     description tell, for the command line to say before TensorFlow starts.
 
     Raises:
-        UserError: see `_checked_source`.
+        UserError: see `_checked_source` and `scoring_style`.
     """
     import biax_keras
 
-    _checked_source(source, split, steps_per_quarter, biax_keras.model_config(model_path),
-                    warn=False)
+    config = biax_keras.model_config(model_path)
+    _checked_source(source, split, steps_per_quarter, config, warn=False)
+    scoring_style(config, source, style)
+
+
+def _plain(name):
+    return name.replace("-", "_").replace(".", "_")
+
+
+def scoring_style(config, source, style=None):
+    """The style weights a style model scores `source` in (None for another model).
+
+    `style` given wins; otherwise the data's own style: a prepared folder's
+    (meta.json's `style`), or the name of a JSB file or MIDI folder, where
+    it names one of the model's styles (`piano-midi-de.json` is
+    `piano_midi_de`: `-`, `_` and `.` count alike).
+
+    Raises:
+        UserError: a style for a model without styles, a style the model does
+            not know, or data whose style the model cannot tell.
+    """
+    from biax_keras.generation.styles import style_weights
+
+    if not config.styles or style is not None:
+        return style_weights(config, style) if config.styles or style is not None else None
+    if os.path.isdir(source) and os.path.isfile(os.path.join(source, "meta.json")):
+        from biax_keras import data
+
+        own = data.dataset_style(source)
+    else:
+        from biax_keras.style_names import style_name_of
+
+        own = style_name_of(source)
+    for name in config.styles:
+        if _plain(name) == _plain(own):
+            return style_weights(config, name)
+    raise UserError(f"{source} is in none of this model's styles by its name ({own}); give "
+                    f"--style NAME, one of {', '.join(config.styles)}")
 
 
 def _empty_split_hint(source, split, meta):
@@ -371,7 +411,8 @@ def _empty_split_hint(source, split, meta):
     return "prepare it with more pieces"
 
 
-def evaluate_model(model_path, source, split=None, steps_per_quarter=None, per_piece=False):
+def evaluate_model(model_path, source, split=None, steps_per_quarter=None, per_piece=False,
+                   style=None):
     """Frame NLL, its parts and frame accuracy of a model on a dataset split.
 
     Args:
@@ -384,6 +425,8 @@ def evaluate_model(model_path, source, split=None, steps_per_quarter=None, per_p
             (default `valid`); must be None for MIDI.
         steps_per_quarter: the time resolution of a JSB-format file.
         per_piece: also score every piece on its own.
+        style: for a style model, the style (or blend) to score in; None:
+            the data's own (see `scoring_style`).
 
     Returns:
         A JSON-able dict: frame_nll, play_nll, articulate_nll, accuracy,
@@ -401,6 +444,7 @@ def evaluate_model(model_path, source, split=None, steps_per_quarter=None, per_p
 
     model = biax_keras.load_model(model_path)
     config = model.config
+    weights = scoring_style(config, source, style)
     pieces, meta, skipped, split = _read_source(source, split, config, steps_per_quarter)
     if not pieces:
         raise UserError(f"split {split!r} of {source} holds no pieces; "
@@ -421,8 +465,10 @@ def evaluate_model(model_path, source, split=None, steps_per_quarter=None, per_p
             f"(MIDI {config.lowest_pitch}..{top}); score data prepared with "
             f"--lowest-pitch {config.lowest_pitch} --num-notes {config.num_notes}"
         )
-    scores, alone = score_pieces(model, fitted, play_only, each=True)
+    scores, alone = score_pieces(model, fitted, play_only, each=True, style=weights)
     result = scores.as_dict()
+    if config.styles:
+        result["style"] = {n: round(float(w), 6) for n, w in zip(config.styles, weights) if w}
     if per_piece:
         result["per_piece"] = [dict(piece=name, **one.as_dict())
                                for (name, _, _), one in zip(pieces, alone)]
@@ -444,6 +490,9 @@ def format_scores(result):
     if not result["play_only"]:
         lines.append(f"  articulate   {result['articulate_nll']:.4f}")
     lines.append(f"frame accuracy {result['accuracy']:.4f}")
+    if result.get("style"):
+        lines.append("in style       " + " + ".join(
+            name if w == 1 else f"{name} {w:.2g}" for name, w in result["style"].items()))
     if "per_piece" in result:
         lines.append("frame NLL   steps  accuracy  piece")
         lines += [f"{one['frame_nll']:9.4f} {one['steps']:7d} {one['accuracy']:9.4f}  {one['piece']}"

@@ -87,10 +87,12 @@ class Studio:
         listed = []
         for name, path in self.models.items():
             try:
-                controls = biax_keras.model_config(path).sampling_controls().to_dict()
+                config = biax_keras.model_config(path)
+                controls = config.sampling_controls().to_dict()
+                names = list(config.styles) if config.styles else None
             except UserError:
-                controls = None
-            listed.append({"name": name, "path": path, "controls": controls})
+                controls = names = None
+            listed.append({"name": name, "path": path, "controls": controls, "styles": names})
         return listed
 
     def _model(self, name, path):
@@ -145,8 +147,11 @@ class Studio:
                 raise UserError(f"the piece would be longer than {MAX_PIECE_STEPS} steps; "
                                 "press Compose to start a new one")
             started = time.perf_counter()
+            style = request.get("style") or None
+            if style is not None and not model.config.styles:
+                style = None  # the page sends none for a model without styles; be lenient
             piece = compose.compose(model, steps=steps, seed=int(seed), controls=controls,
-                                    primer=primer)
+                                    primer=primer, style=style)
             compose_seconds = time.perf_counter() - started
             piece_id = secrets.token_hex(8)
             folder = self.folder / piece_id
@@ -155,7 +160,8 @@ class Studio:
             synth = audio.render_wav(folder / "piece.mid", folder / "piece.wav")
             meter = "/".join(map(str, piece.time_signature))
             titles = [f"{Path(key).name}: {piece.seconds():.1f} s at {piece.bpm:g} bpm in {meter}, "
-                      f"seed {int(seed)}, " + _changed_controls(controls)
+                      f"seed {int(seed)}, " + _style_words(model.config, style)
+                      + _changed_controls(controls)
                       + (f"; the first {piece.primer_steps} steps are the primer"
                          if piece.primer_steps else "")]
             pictures.save_png(pictures.roll_image(piece.rolls[0], titles=titles,
@@ -187,6 +193,15 @@ class Studio:
             return None
         path = piece["folder"] / name
         return path if path.is_file() else None
+
+
+def _style_words(config, style):
+    """`"in piano_midi_de 0.7 + jsb_chorales 0.3, "` for a style model's piece."""
+    from biax_keras.generation import styles
+
+    if not config.styles:
+        return ""
+    return f"in {styles.describe(config, styles.style_weights(config, style))}, "
 
 
 def _changed_controls(controls):
@@ -439,6 +454,11 @@ PAGE = """<!doctype html>
   <label>Model <select id="model"></select></label>
   <label>or a run folder / .keras file <input id="model_path" size="28" placeholder="runs/bach"></label>
   <label>Seconds <input id="seconds" type="number" value="15" min="0.5" max="120" step="0.5"></label>
+  <span id="styles" hidden>
+  <label title="the style to compose in (a model trained on several collections)">Style <select id="style"></select></label>
+  <label title="a second style to blend with the first">blended with <select id="blend"></select></label>
+  <label title="the second style's share of the blend">its share <input id="blend_weight" type="range" min="0.05" max="0.95" step="0.05" value="0.5"></label>
+  </span>
 @CONTROLS@
   <label>Seed <input id="seed" type="number" value="1" step="1"></label>
   <label>Primer MIDI (optional) <input id="primer" type="file" accept=".mid,.midi,audio/midi"></label>
@@ -462,10 +482,34 @@ const $ = (id) => document.getElementById(id);
 function fail(message) { $("error").textContent = message; $("status").textContent = ""; }
 
 let ownControls = {};  // model name -> its own sampling controls
+let modelStyles = {};  // model name -> its styles, or null
+
+function fillStyles(names) {
+  $("styles").hidden = !names;
+  $("style").replaceChildren(); $("blend").replaceChildren();
+  const none = document.createElement("option");
+  none.value = ""; none.textContent = "nothing"; $("blend").appendChild(none);
+  for (const name of names || []) {
+    for (const select of [$("style"), $("blend")]) {
+      const option = document.createElement("option");
+      option.value = name; option.textContent = name; select.appendChild(option);
+    }
+  }
+}
+
+// "a", or "a=0.5,b=0.5" with a second style blended in; null for a model without styles.
+function chosenStyle() {
+  if ($("styles").hidden || !$("style").value) return null;
+  const first = $("style").value, second = $("blend").value;
+  if (!second || second === first) return first;
+  const share = Number($("blend_weight").value);
+  return first + "=" + (1 - share).toFixed(2) + "," + second + "=" + share.toFixed(2);
+}
 
 // A model's own controls (those its samples look most like its collection
-// with) become the inputs' values when it is chosen.
+// with) become the inputs' values when it is chosen, and its styles the picker's.
 function showOwnControls() {
+  fillStyles(modelStyles[$("model").value]);
   const controls = ownControls[$("model").value];
   if (!controls) return;
   for (const input of document.querySelectorAll("input.control")) {
@@ -482,6 +526,7 @@ async function loadModels() {
       const option = document.createElement("option");
       option.value = m.name; option.textContent = m.name; $("model").appendChild(option);
       ownControls[m.name] = m.controls;
+      modelStyles[m.name] = m.styles;
     }
     showOwnControls();
   } catch (e) { fail("cannot reach the studio: " + e); }
@@ -510,6 +555,7 @@ async function compose(continuing) {
       model: $("model").value, model_path: $("model_path").value,
       seconds: $("seconds").value, seed: $("seed").value,
       continue: continuing ? current : null,
+      style: chosenStyle(),
       primer: continuing ? null : await readPrimer(),
     };
     for (const input of document.querySelectorAll("input.control"))

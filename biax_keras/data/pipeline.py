@@ -107,12 +107,98 @@ def make_dataset(directory, split, window=DEFAULT_WINDOW, batch_size=DEFAULT_BAT
         UserError: not a prepared folder, an empty split, or a window longer
             than every piece of the split.
     """
+    repeat = split == "train" if repeat is None else repeat
+    windows, count, by_file = _window_stream(
+        directory, split, window, transpose, seed, shuffle, repeat, max_transpose, workers,
+        cache_budget_bytes, shuffle_buffer_bytes)
+    return _batched(windows, batch_size, repeat, count, by_file)
+
+
+def make_mixed_dataset(directories, split, styles, weights=None, window=DEFAULT_WINDOW,
+                       batch_size=DEFAULT_BATCH_SIZE, transpose=True, seed=None,
+                       max_transpose=DEFAULT_MAX_TRANSPOSE, workers=1):
+    """Several prepared datasets as one stream, each window tagged with its style.
+
+    The train split draws each window from dataset `i` with probability
+    `weights[i]` (`tf.data.Dataset.sample_from_datasets`; by default every
+    dataset alike, so a large collection does not drown a small one), each
+    dataset streamed as `make_dataset` streams it: memory stays what one
+    dataset's stream needs, times the number of datasets. Any other split is
+    every whole window of each dataset in turn, each weighted by one over its
+    dataset's windows, so that a weighted mean over the pass (Keras's
+    metrics with sample weights) is the mean of the datasets' means: each
+    collection counts alike, whatever its size.
+
+    Args:
+        directories: prepared folders, all of one note range and resolution.
+        split: "train", "valid" or "test".
+        styles: for each folder, the `(S,)` weights of its style (one-hot).
+        weights: for each folder, its share of the train windows (None:
+            equal shares); ignored for other splits.
+        window, batch_size, transpose, seed, max_transpose, workers: as for
+            `make_dataset`.
+
+    Returns:
+        A `tf.data.Dataset` of `(inputs, target)` for the train split (a
+        stream without end), `(inputs, target, sample_weight)` for others;
+        `inputs` as `make_dataset`'s with `inputs["style"]` `(B, S)` float32.
+
+    Raises:
+        UserError: as `make_dataset`, for any of the folders; weights that
+            are not positive or not one per folder.
+    """
+    import tensorflow as tf
+
+    training = split == "train"
+    if len(styles) != len(directories):
+        raise ValueError("one style vector per dataset")
+    if weights is None:
+        weights = [1.0] * len(directories)
+    if len(weights) != len(directories) or not all(w > 0 for w in weights):
+        raise UserError(f"give one positive sampling weight per dataset ({len(directories)}), "
+                        f"got {list(weights)}")
+    if seed is None:
+        seed = random.SystemRandom().randrange(2**62)
+    streams, counts = [], []
+    for index, (directory, style) in enumerate(zip(directories, styles)):
+        windows, count, _ = _window_stream(
+            directory, split, window, transpose, seed + index, shuffle=training,
+            repeat=training, max_transpose=max_transpose, workers=workers)
+        style = tf.constant(np.asarray(style, np.float32))
+        weight = tf.constant(1.0 / count if count else 0.0, tf.float32)
+        streams.append(windows.map(
+            lambda roll, beat, style=style, weight=weight: (
+                roll, beat, {"style": style, "weight": weight}),
+            num_parallel_calls=tf.data.AUTOTUNE))
+        counts.append(count)
+    if training:
+        total = float(sum(weights))
+        mixed = tf.data.Dataset.sample_from_datasets(
+            streams, weights=[w / total for w in weights], seed=seed,
+            stop_on_empty_dataset=False)
+        return _batched(mixed, batch_size, True, None)
+    mixed = streams[0]
+    for stream in streams[1:]:
+        mixed = mixed.concatenate(stream)
+    return _batched(mixed, batch_size, False, int(sum(counts)), weighted=True)
+
+
+def _window_stream(directory, split, window, transpose=True, seed=None, shuffle=None,
+                   repeat=None, max_transpose=DEFAULT_MAX_TRANSPOSE, workers=1,
+                   cache_budget_bytes=None, shuffle_buffer_bytes=None):
+    """The windows of `make_dataset`, one by one: `(roll (T + 1, N, 2) uint8, beat (T,))`.
+
+    Returns:
+        `(windows, count, by_file)`: the `tf.data.Dataset`, the number of
+        windows of a finite pass (None when repeating) and whether a
+        repeating stream is split between workers by file.
+    """
     import tensorflow as tf
 
     meta = load_meta(directory)
     files = split_files(directory, split, meta)
-    if window < 1 or batch_size < 1:
-        raise UserError(f"window and batch size must be positive, got {window} and {batch_size}")
+    if window < 1:
+        raise UserError(f"the window must be positive, got {window}")
     training = split == "train"
     shuffle = training if shuffle is None else shuffle
     repeat = training if repeat is None else repeat
@@ -219,10 +305,28 @@ def make_dataset(directory, split, window=DEFAULT_WINDOW, batch_size=DEFAULT_BAT
             windows = windows.enumerate().map(
                 lambda i, x: transposed_window(i, *x), num_parallel_calls=tf.data.AUTOTUNE)
 
-    def to_model(roll, beat):
+    count = None if repeat else (usable if shuffle else int(np.sum(used // window)))
+    return windows, count, by_file
+
+
+def _batched(windows, batch_size, repeat, count, by_file=False, weighted=False):
+    """Windows (with `style`, `weight` where given) as batches of `(inputs, target[, weight])`."""
+    import tensorflow as tf
+
+    if batch_size < 1:
+        raise UserError(f"the batch size must be positive, got {batch_size}")
+
+    def to_model(roll, beat, extra=None):
         roll = tf.cast(roll, tf.float32)
         target = roll[:, 1:]
-        return {"roll": roll[:, :-1], "beat": beat, "target": target}, target
+        inputs = {"roll": roll[:, :-1], "beat": beat, "target": target}
+        if extra is None:
+            return inputs, target
+        if "style" in extra:
+            inputs["style"] = extra["style"]
+        if weighted:  # one weight per predicted step, as the loss has one value per step
+            return inputs, target, extra["weight"][:, None] * tf.ones_like(beat, tf.float32)
+        return inputs, target
 
     # A repeated stream loses nothing by dropping a last partial batch, and
     # full batches keep shapes static for model.fit and XLA.
@@ -232,7 +336,6 @@ def make_dataset(directory, split, window=DEFAULT_WINDOW, batch_size=DEFAULT_BAT
         # A finite pass has a length known from the pieces' lengths: telling
         # tf.data lets Keras show progress and end validation without a
         # "ran out of data" warning (tf.data checks the count as it goes).
-        count = usable if shuffle else int(np.sum(used // window))
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(-(-count // batch_size)))
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
     options = tf.data.Options()

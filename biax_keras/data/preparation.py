@@ -39,6 +39,7 @@ from biax_keras.data.records import (
 from biax_keras.data.sources import BACH, _find_source, _is_jsb, _midi_folder
 from biax_keras.errors import UserError
 from biax_keras.music import representation
+from biax_keras.style_names import check_style_name, style_name_of
 
 log = logging.getLogger(__name__)
 DEFAULT_SPLIT = (0.8, 0.1, 0.1)
@@ -126,10 +127,11 @@ def plan(source, out, *, steps_per_quarter=None,
          lowest_pitch=representation.DEFAULT_LOWEST_PITCH,
          num_notes=representation.DEFAULT_NUM_NOTES, split=DEFAULT_SPLIT, seed=0,
          max_steps=representation.DEFAULT_MAX_STEPS, limit=None, timeout_s=FILE_TIMEOUT_S,
-         shards=None, overwrite=False):
+         shards=None, overwrite=False, style=None):
     """Check the settings, list the source and split it: what `prepare` and the
     Beam pipeline share before reading (arguments as for `prepare`)."""
     fractions = _check_fractions(split)
+    style = check_style_name(style) if style is not None else style_name_of(source)
     steps_per_quarter = records.steps_per_quarter_of(source, steps_per_quarter,
                                                       is_jsb=_is_jsb(source))
     if steps_per_quarter < 1 or max_steps < 1:
@@ -148,7 +150,7 @@ def plan(source, out, *, steps_per_quarter=None,
     meta = {"format": META_FORMAT, "version": META_VERSION,
             "steps_per_quarter": steps_per_quarter, "lowest_pitch": lowest_pitch,
             "num_notes": num_notes, "play_only": found.play_only, "source": str(source),
-            "shards": counts}
+            "style": style, "shards": counts}
     return _Plan(source, out, found, assignment,
                  (steps_per_quarter, lowest_pitch, num_notes, max_steps), counts, timeout_s, meta,
                  overwrite, fractions, seed, shards)
@@ -322,7 +324,7 @@ def prepare(source, out, *, steps_per_quarter=None,
             lowest_pitch=representation.DEFAULT_LOWEST_PITCH,
             num_notes=representation.DEFAULT_NUM_NOTES, split=DEFAULT_SPLIT, seed=0,
             workers=None, max_steps=representation.DEFAULT_MAX_STEPS, limit=None,
-            timeout_s=FILE_TIMEOUT_S, shards=None, overwrite=False):
+            timeout_s=FILE_TIMEOUT_S, shards=None, overwrite=False, style=None):
     """Read a source into sharded train/valid/test TFRecords, a report and meta.json.
 
     Sources: a folder of MIDI files (searched recursively, .mid/.midi in any
@@ -357,6 +359,10 @@ def prepare(source, out, *, steps_per_quarter=None,
             from the number of pieces.
         overwrite: replace a prepared dataset already in `out` (refused
             otherwise: runs may have been trained on it).
+        style: the style every piece is tagged with (meta.json's `style`),
+            which a style model trained on several datasets learns them by;
+            None: the source's name (`piano-midi-de.json`: `piano-midi-de`,
+            a folder: its name, `bach`: `bach`).
 
     Returns:
         The report (also written to `out/report.json`):
@@ -372,7 +378,7 @@ def prepare(source, out, *, steps_per_quarter=None,
     started = time.perf_counter()
     job = plan(source, out, steps_per_quarter=steps_per_quarter, lowest_pitch=lowest_pitch,
                num_notes=num_notes, split=split, seed=seed, max_steps=max_steps, limit=limit,
-               timeout_s=timeout_s, shards=shards, overwrite=overwrite)
+               timeout_s=timeout_s, shards=shards, overwrite=overwrite, style=style)
     found = job.found
     log.info("reading %d pieces from %s into %s shards", len(found.tasks), found.label,
              "/".join(str(job.shards[s]) for s in SPLITS))

@@ -95,6 +95,15 @@ def shard_of(name, count):
     return zlib.crc32(name.encode("utf-8")) % count
 
 
+def dataset_style(directory, meta=None):
+    """The style a prepared dataset's pieces are tagged with: meta.json's `style`,
+    or for a folder prepared before styles existed, the folder's name."""
+    from biax_keras.style_names import style_name_of
+
+    meta = load_meta(directory) if meta is None else meta
+    return meta.get("style") or style_name_of(directory)
+
+
 def load_meta(directory):
     """Read and check a prepared folder's meta.json.
 

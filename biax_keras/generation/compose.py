@@ -136,7 +136,7 @@ def length_in_steps(config, *, steps=None, seconds=None, bpm=None, primer=None):
 
 
 def compose(model, *, steps=None, seconds=None, bpm=None, seed=0, controls=None, primer=None,
-            num_samples=1):
+            num_samples=1, style=None):
     """Compose `num_samples` pieces with a loaded model.
 
     Args:
@@ -152,6 +152,8 @@ def compose(model, *, steps=None, seconds=None, bpm=None, seed=0, controls=None,
         primer: a `primer.Primer`, or None. Its steps open every piece and
             the new steps continue its meter.
         num_samples: pieces composed in parallel.
+        style: a style model's style or blend (see `styles.parse`; None: its
+            first style).
 
     Returns:
         A `Composition`.
@@ -165,7 +167,7 @@ def compose(model, *, steps=None, seconds=None, bpm=None, seed=0, controls=None,
     steps = length_in_steps(config, steps=steps, seconds=seconds, bpm=bpm, primer=primer)
     check_length(num_samples, steps, seed)
     rolls = generate_batch(model, num_samples, steps, seed=seed, controls=controls,
-                           primer=primer, time_signature=time_signature)
+                           primer=primer, time_signature=time_signature, style=style)
     primer_steps = 0 if primer is None else len(primer.roll)
     offset = 0 if primer is None else int(primer.beat[-1]) + 1
     new_beat = representation.bar_positions(steps, config.steps_per_quarter, time_signature,
@@ -218,11 +220,12 @@ class GenerateJob(NamedTuple):
     wav: bool
     soundfont: Optional[str]
     synth: Optional[str]
+    style: Optional[str] = None
 
 
 def plan(model_path, out, *, steps=None, seconds=None, bpm=None, seed=0, controls=None,
          primer_path=None, primer_steps=None, primer_seconds=None, only_new=False,
-         num_samples=1, wav=False, soundfont=None, overwrite=False):
+         num_samples=1, wav=False, soundfont=None, overwrite=False, style=None):
     """Check a `biax generate` request and read its primer, without TensorFlow.
 
     Args:
@@ -236,6 +239,7 @@ def plan(model_path, out, *, steps=None, seconds=None, bpm=None, seed=0, control
         wav: also render each piece to a .wav beside its .mid.
         soundfont: the .sf2 for `wav`.
         overwrite: replace files that already exist (refused otherwise).
+        style: a style model's style or blend, `NAME` or `NAME=W,...`.
 
     Returns:
         A `GenerateJob` for `write_files`.
@@ -245,8 +249,11 @@ def plan(model_path, out, *, steps=None, seconds=None, bpm=None, seed=0, control
     """
     import biax_keras
 
+    from biax_keras.generation.styles import style_weights
+
     config = biax_keras.model_config(model_path)
     kind, _ = biax_keras.model_file(model_path)
+    style_weights(config, style)  # a style the model does not know, said before TensorFlow
     paths = output_paths(out, num_samples)
     folder = os.path.dirname(os.path.abspath(paths[0]))
     if os.path.exists(folder) and not os.path.isdir(folder):
@@ -278,7 +285,7 @@ def plan(model_path, out, *, steps=None, seconds=None, bpm=None, seed=0, control
         synth = audio.choose_synth("auto")  # says so when only sine waves are left
     return GenerateJob(os.fspath(model_path), paths, steps, seconds, bpm, int(seed),
                        controls or config.sampling_controls(), primer, primer_path, bool(only_new),
-                       bool(wav), soundfont, synth)
+                       bool(wav), soundfont, synth, style)
 
 
 def write_files(job):
@@ -300,7 +307,8 @@ def write_files(job):
     model = biax_keras.load_model(job.model_path)
     started = time.perf_counter()
     piece = compose(model, steps=job.steps, seconds=job.seconds, bpm=job.bpm, seed=job.seed,
-                    controls=job.controls, primer=job.primer, num_samples=len(job.paths))
+                    controls=job.controls, primer=job.primer, num_samples=len(job.paths),
+                    style=job.style)
     generate_seconds = time.perf_counter() - started
 
     os.makedirs(os.path.dirname(os.path.abspath(job.paths[0])), exist_ok=True)
@@ -344,9 +352,20 @@ def write_files(job):
         "time_signature": list(piece.time_signature),
         "seed": job.seed,
         **job.controls.to_dict(),
+        **_style_entry(model.config, job.style),
         "num_samples": len(job.paths),
         "primer": job.primer_path,
         "primer_notes_dropped": 0 if job.primer is None else job.primer.notes_dropped,
         "synth": job.synth,
         "generate_seconds": round(generate_seconds, 3),
     }
+
+
+def _style_entry(config, style):
+    """`{"style": {name: weight}}` of a style model's piece; nothing for another model's."""
+    from biax_keras.generation.styles import style_weights
+
+    if not config.styles:
+        return {}
+    weights = style_weights(config, style)
+    return {"style": {name: round(float(w), 6) for name, w in zip(config.styles, weights) if w}}

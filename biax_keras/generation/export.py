@@ -29,6 +29,10 @@ Signatures (all inputs required, as TF Serving wants; N is the model's
   (P,) int32) -> {"roll": (K, P + steps, N, 2) uint8}`: continues a primer,
   which opens every sample; bar positions continue from the primer's last.
 
+- A style model (`BiaxialConfig.styles`) has one input more in each of
+  these: `style`, float32 `(S,)` in `generate` and `generate_from_primer`
+  (the weights of its styles, in the order of `styles` in the config,
+  summing to 1) and `(B, S)` in `score`.
 - `sampling_defaults() -> {control: scalar}`: the model's own sampling
   controls (`BiaxialConfig.sampling`, the neutral ones where it has none),
   the values to give `generate` for music like its collection.
@@ -113,6 +117,9 @@ def _signatures(model, controls_version=VERSION):
     defaults = model.config.sampling_controls()  # the model's own, for controls not given
     specs = [tf.TensorSpec((), tf.int32, name="steps"), tf.TensorSpec((), tf.int64, name="seed"),
              tf.TensorSpec((), tf.int32, name="num_samples")] + list(control_specs.values())
+    num_styles = len(config.styles or ())
+    if num_styles:  # a style model's weights of its styles, after the controls
+        specs.append(tf.TensorSpec((num_styles,), tf.float32, name="style"))
     primer_specs = [tf.TensorSpec((None, notes, 2), tf.float32, name="primer"),
                     tf.TensorSpec((None,), tf.int32, name="primer_beat")]
 
@@ -124,10 +131,17 @@ def _signatures(model, controls_version=VERSION):
             tf.debugging.assert_positive(values[name], message=f"{name} must be positive")
             for name in ["steps", "num_samples"]] + SamplingControls.graph_checks(
                 {name: values[name] for name in control_specs})
+        if num_styles:
+            checks.append(tf.debugging.assert_non_negative(
+                values["style"], message="style weights must not be negative"))
+            checks.append(tf.debugging.assert_near(
+                tf.reduce_sum(values["style"]), 1.0, atol=1e-3,
+                message="style weights must sum to 1"))
         with tf.control_dependencies(checks):
             steps = tf.identity(values["steps"])
+        style = values["style"] if num_styles else tf.zeros((0,), tf.float32)
         return sample(primer, primer_beat, steps, steps_per_bar, values["num_samples"],
-                      values["seed"], controls)
+                      values["seed"], controls, style)
 
     def new_music(values):
         return {"roll": run(values, tf.zeros((0, notes, 2)), tf.zeros((0,), tf.int32))}
@@ -146,14 +160,16 @@ def _signatures(model, controls_version=VERSION):
     generate_from_primer = tf.function(_keyword_function(specs + primer_specs, continuation),
                                        input_signature=specs + primer_specs)
 
-    @tf.function(input_signature=[
-        tf.TensorSpec((None, None, notes, 2), tf.float32, name="roll"),
-        tf.TensorSpec((None, None), tf.int32, name="beat"),
-        tf.TensorSpec((None, None, notes, 2), tf.float32, name="target"),
-    ])
-    def score(roll, beat, target):
-        inputs = {"roll": roll, "beat": beat, "target": target}
-        return {"probabilities": model(inputs, training=False)}
+    score_specs = [tf.TensorSpec((None, None, notes, 2), tf.float32, name="roll"),
+                   tf.TensorSpec((None, None), tf.int32, name="beat"),
+                   tf.TensorSpec((None, None, notes, 2), tf.float32, name="target")]
+    if num_styles:
+        score_specs.append(tf.TensorSpec((None, num_styles), tf.float32, name="style"))
+
+    def scored(values):
+        return {"probabilities": model(values, training=False)}
+
+    score = tf.function(_keyword_function(score_specs, scored), input_signature=score_specs)
 
     @tf.function(input_signature=[])
     def sampling_defaults():
@@ -278,12 +294,13 @@ class ExportedModel:
         """Probabilities `(B, T, N, 2)` for the Keras model's inputs dict (see `score`)."""
         import tensorflow as tf
 
+        extra = ({"style": tf.cast(inputs["style"], tf.float32)} if self.config.styles else {})
         return self._loaded.score(
             roll=tf.cast(inputs["roll"], tf.float32), beat=tf.cast(inputs["beat"], tf.int32),
-            target=tf.cast(inputs["target"], tf.float32))["probabilities"]
+            target=tf.cast(inputs["target"], tf.float32), **extra)["probabilities"]
 
     def generate_batch(self, num_samples, steps, seed, controls, primer, primer_beat,
-                       time_signature):
+                       time_signature, style=None):
         """`sampling.generate_batch` through the SavedModel's signatures (checked arguments).
 
         Raises:
@@ -307,6 +324,8 @@ class ExportedModel:
         values = dict(steps=tf.constant(steps, tf.int32), seed=tf.constant(seed, tf.int64),
                       num_samples=tf.constant(num_samples, tf.int32),
                       **controls.tensors(self.controls_version))
+        if self.config.styles:
+            values["style"] = tf.constant(style, tf.float32)
         if len(primer) == 0:
             out = self._loaded.generate(**values)
         else:

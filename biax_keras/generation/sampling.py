@@ -130,13 +130,17 @@ class Sampler:
         self._sample_fns = {}
         self._score_fns = {}
 
-    def _step(self, previous, beat, states, given, choose):
+    def _step(self, previous, beat, states, given, choose, style):
         return self.model.step(previous, beat, states, choose, given,
-                               notes_per_iteration=self.notes_per_iteration)
+                               notes_per_iteration=self.notes_per_iteration, style=style)
+
+    def style_size(self):
+        """S, the length of the model's style input (0 for a model without styles)."""
+        return len(self.model.config.styles or ())
 
     # -- scoring: the given roll fed instead of samples ----------------------
 
-    def _score_graph(self, roll, beat, target):
+    def _score_graph(self, roll, beat, target, style):
         import tensorflow as tf
 
         shape = tf.shape(roll)
@@ -149,20 +153,21 @@ class Sampler:
 
         def body(t, states, out):
             logits, _, states = self._step(roll_t[t], beat_t[t], states, target_t[t],
-                                           lambda logits, target: target)
+                                           lambda logits, target: target, style)
             return t + 1, states, out.write(t, self.model.head.probabilities(logits))
 
         _, _, out = tf.while_loop(
             lambda t, *_: t < steps, body, (0, self.model.initial_state(batch * notes), out))
         return tf.transpose(out.stack(), (1, 0, 2, 3))
 
-    def score(self, roll, beat, target):
+    def score(self, roll, beat, target, style=None):
         """Probabilities by stepping, fed the given roll: `model(inputs)` step by step.
 
         Args:
             roll: `(B, T, N, 2)`, the steps before those predicted.
             beat: `(B, T)`, bar positions of the predicted steps.
             target: `(B, T, N, 2)`, the predicted steps (fed along the notes).
+            style: `(B, S)` style weights of a style model (None otherwise).
 
         Returns:
             np.float32 `(B, T, N, 2)` probabilities of play and articulate.
@@ -176,19 +181,23 @@ class Sampler:
                 self._score_graph, jit_compile=self.jit_scope != "none",
                 input_signature=[tf.TensorSpec((None, None, notes, 2), tf.float32),
                                  tf.TensorSpec((None, None), tf.int32),
-                                 tf.TensorSpec((None, None, notes, 2), tf.float32)])
+                                 tf.TensorSpec((None, None, notes, 2), tf.float32),
+                                 tf.TensorSpec((None, self.style_size()), tf.float32)])
+        if style is None:
+            style = np.zeros((roll.shape[0], self.style_size()), np.float32)
         return self._score_fns[notes](
             roll, tf.convert_to_tensor(beat, tf.int32),
-            tf.convert_to_tensor(target, tf.float32)).numpy()
+            tf.convert_to_tensor(target, tf.float32),
+            tf.convert_to_tensor(style, tf.float32)).numpy()
 
     # -- sampling ------------------------------------------------------------
 
-    def primer_step(self, previous, beat, states):
+    def primer_step(self, previous, beat, states, style):
         """Feeds one primer step through the time axis: its notes are given,
         so the note walk, which only decides notes, is not needed."""
-        return self.model.step_time(previous, beat, states)[1]
+        return self.model.step_time(previous, beat, states, style)[1]
 
-    def sample_step(self, previous, beat, states, exponent, uniform, controls):
+    def sample_step(self, previous, beat, states, exponent, uniform, controls, style):
         """Samples one step and adapts the conservativity exponent.
 
         Args:
@@ -198,6 +207,7 @@ class Sampler:
             exponent: `(K,)`, the exponent on P(play) now.
             uniform: `(K, N, 2)` uniform numbers in [0, 1) for this step.
             controls: `{name: scalar tensor}` of `SamplingControls`.
+            style: `(K, S)` style weights (S = 0 for a model without styles).
 
         Returns:
             `(step (K, N, 2) float 0/1, new_states, new_exponent)`.
@@ -225,7 +235,7 @@ class Sampler:
                 articulate = play * tf.cast(uniform[:, 1] < p[:, 1], tf.float32)
             return tf.stack([play, articulate], axis=-1)
 
-        _, step, states = self._step(previous, beat, states, uniform, choose)
+        _, step, states = self._step(previous, beat, states, uniform, choose, style)
         conservativity = controls["conservativity"]
         sounding = tf.reduce_sum(step[..., 0], axis=-1)
         quiet = tf.maximum(tf.minimum(exponent, conservativity) - ADAPTIVE_DECREMENT,
@@ -234,7 +244,8 @@ class Sampler:
         adapted = tf.where(sounding < ADAPTIVE_MIN_SOUNDING, quiet, relaxed)
         return step, states, tf.where(controls["adaptive"], adapted, exponent)
 
-    def sample_chunk(self, previous, beat, start, count, states, exponent, seed, controls):
+    def sample_chunk(self, previous, beat, start, count, states, exponent, seed, controls,
+                     style):
         """Samples `count <= C` consecutive steps, `C` being the length of `beat`.
 
         Step `t` of the piece draws its uniform numbers from the seed pair
@@ -245,7 +256,7 @@ class Sampler:
             beat: `(C,)` int32, bar positions of the chunk's steps.
             start: int32 scalar, the piece's index of the first step.
             count: int32 scalar, steps to sample.
-            states, exponent, controls: as for `sample_step`.
+            states, exponent, controls, style: as for `sample_step`.
             seed: int64 scalar.
 
         Returns:
@@ -260,7 +271,8 @@ class Sampler:
             uniform = tf.random.stateless_uniform(
                 (batch, notes, 2), tf.stack([seed, tf.cast(start + c, tf.int64)]), alg="philox")
             step, states, exponent = self.sample_step(
-                previous, tf.fill((batch,), beat[c]), states, exponent, uniform, controls)
+                previous, tf.fill((batch,), beat[c]), states, exponent, uniform, controls,
+                style)
             steps = tf.tensor_scatter_nd_update(steps, [[c]], tf.cast(step, tf.uint8)[None])
             return c + 1, step, states, exponent, steps
 
@@ -282,17 +294,18 @@ class Sampler:
             states = [(tf.TensorSpec((None, u), tf.float32),) * 2
                       for u in self.model.config.time_units]
             exponent = tf.TensorSpec((None,), tf.float32)
+            style = tf.TensorSpec((None, self.style_size()), tf.float32)
             self._parts[num_notes] = (
                 tf.function(self.primer_step, jit_compile=True,
-                            input_signature=[rolls, beats, states]),
+                            input_signature=[rolls, beats, states, style]),
                 tf.function(self.sample_chunk, jit_compile=True, input_signature=[
                     rolls, beats, scalar, scalar, states, exponent,
-                    tf.TensorSpec((), tf.int64), SamplingControls.tensor_specs()]),
+                    tf.TensorSpec((), tf.int64), SamplingControls.tensor_specs(), style]),
             )
         return self._parts[num_notes]
 
     def sample_graph(self, primer, primer_beat, steps, steps_per_bar, num_samples, seed,
-                     controls):
+                     controls, style):
         """The sampler as graph code: the primer, then the new steps.
 
         Args:
@@ -304,6 +317,8 @@ class Sampler:
             num_samples: int32 scalar, K.
             seed: int64 scalar.
             controls: `{name: scalar tensor}` of `SamplingControls`.
+            style: `(S,)` float32, the style weights every sample composes
+                with (S = 0 for a model without styles).
 
         Returns:
             `(K, steps, N, 2)` uint8, the new steps of each sample.
@@ -314,6 +329,7 @@ class Sampler:
         primer_step, sample_chunk = self._compiled_parts(notes)
         primer_steps = tf.shape(primer)[0]
         batch = num_samples
+        style = tf.broadcast_to(style[None], (batch, self.style_size()))
         states = self.model.initial_state(batch * notes)
         # The model's input for step t is step t - 1, and silence before the
         # first: `before[t]` (a play-only network is not shown the primer's
@@ -322,7 +338,7 @@ class Sampler:
 
         def primer_body(t, states):
             previous = tf.broadcast_to(before[t], (batch, notes, 2))
-            return t + 1, primer_step(previous, tf.fill((batch,), primer_beat[t]), states)
+            return t + 1, primer_step(previous, tf.fill((batch,), primer_beat[t]), states, style)
 
         _, states = tf.while_loop(lambda t, *_: t < primer_steps, primer_body, (0, states))
         previous = tf.broadcast_to(before[primer_steps], (batch, notes, 2))
@@ -337,7 +353,7 @@ class Sampler:
             first = i * chunk
             new, previous, states, exponent = sample_chunk(
                 previous, tf.slice(new_beat, [first], [chunk]), primer_steps + first,
-                tf.minimum(chunk, steps - first), states, exponent, seed, controls)
+                tf.minimum(chunk, steps - first), states, exponent, seed, controls, style)
             return i + 1, previous, states, exponent, out.write(i, new)
 
         out = tf.TensorArray(tf.uint8, size=chunks,
@@ -358,11 +374,12 @@ class Sampler:
                 tf.TensorSpec((None, num_notes, 2), tf.float32, name="primer"),
                 tf.TensorSpec((None,), tf.int32, name="primer_beat"),
                 scalar, scalar, scalar, tf.TensorSpec((), tf.int64, name="seed"),
-                SamplingControls.tensor_specs()])
+                SamplingControls.tensor_specs(),
+                tf.TensorSpec((self.style_size(),), tf.float32, name="style")])
         return self._sample_fns[num_notes]
 
     def sample(self, num_samples, steps, seed, controls, primer, primer_beat,
-               time_signature=DEFAULT_TIME_SIGNATURE):
+               time_signature=DEFAULT_TIME_SIGNATURE, style=None):
         """Sample `num_samples` pieces (checked arguments; see `generate_batch`).
 
         Returns:
@@ -373,7 +390,8 @@ class Sampler:
                                                  self.model.config.steps_per_quarter)
         new = self.sample_function(primer.shape[1])(
             primer.astype(np.float32), primer_beat, np.int32(steps), np.int32(steps_per_bar),
-            np.int32(num_samples), np.int64(seed), controls.tensors()).numpy()
+            np.int32(num_samples), np.int64(seed), controls.tensors(),
+            np.zeros((0,), np.float32) if style is None else np.asarray(style, np.float32)).numpy()
         opening = np.broadcast_to(primer.astype(np.uint8), (num_samples,) + primer.shape)
         return np.concatenate([opening, new], axis=1)
 
@@ -459,7 +477,8 @@ def _controls(controls, kwargs, config):
 
 
 def generate_batch(model, num_samples, steps, seed=0, controls=None, primer=None,
-                   num_notes=None, primer_beat=None, time_signature=None, **control_values):
+                   num_notes=None, primer_beat=None, time_signature=None, style=None,
+                   **control_values):
     """Compose `num_samples` pieces in parallel.
 
     Args:
@@ -483,6 +502,10 @@ def generate_batch(model, num_samples, steps, seed=0, controls=None, primer=None
         time_signature: the bar that the new steps' positions follow, from
             the primer's last position (default: a MIDI primer's meter, else
             4/4).
+        style: for a style model (`config.styles`), the style to compose
+            in: a name, `"NAME=WEIGHT,..."` or `{name: weight}` for a blend
+            (see `styles.parse`); None: its first style. A model without
+            styles takes none.
         **control_values: fields of `SamplingControls` (`temperature`,
             `conservativity`, `adaptive`, ...) that change the model's own.
 
@@ -491,22 +514,26 @@ def generate_batch(model, num_samples, steps, seed=0, controls=None, primer=None
         only where play is.
 
     Raises:
-        UserError: for a control out of range or a primer that cannot be used.
+        UserError: for a control out of range, a style the model does not
+            know, or a primer that cannot be used.
     """
+    from biax_keras.generation.styles import style_weights
+
     config = model.config
+    weights = style_weights(config, style)
     controls = _controls(controls, control_values, config)
     check_length(num_samples, steps, seed)
     primer, primer_beat, primer_meter = checked_primer(config, primer, primer_beat, num_notes)
     time_signature = tuple(time_signature or primer_meter or DEFAULT_TIME_SIGNATURE)
     if hasattr(model, "generate_batch"):  # an exported SavedModel
         return model.generate_batch(int(num_samples), int(steps), int(seed), controls, primer,
-                                    primer_beat, time_signature)
+                                    primer_beat, time_signature, style=weights)
     return sampler_for(model).sample(int(num_samples), int(steps), int(seed), controls,
-                                     primer, primer_beat, time_signature)
+                                     primer, primer_beat, time_signature, style=weights)
 
 
 def generate(model, steps, seed=0, controls=None, primer=None, num_notes=None,
-             primer_beat=None, time_signature=None, **control_values):
+             primer_beat=None, time_signature=None, style=None, **control_values):
     """Compose one piece: `generate_batch` with one sample.
 
     Args:
@@ -520,17 +547,18 @@ def generate(model, steps, seed=0, controls=None, primer=None, num_notes=None,
     """
     return generate_batch(model, 1, steps, seed=seed, controls=controls, primer=primer,
                           num_notes=num_notes, primer_beat=primer_beat,
-                          time_signature=time_signature, **control_values)[0]
+                          time_signature=time_signature, style=style, **control_values)[0]
 
 
-def score(model, roll, beat, target):
+def score(model, roll, beat, target, style=None):
     """Teacher-forced probabilities by stepping (the sampler's machinery).
 
     Args:
         model: a `BiaxialModel`.
         roll, beat, target: the inputs of `model(inputs)`.
+        style: `(B, S)`, the `style` input of a style model (None otherwise).
 
     Returns:
         np.float32 `(B, T, N, 2)`, equal to `model(inputs, training=False)`.
     """
-    return sampler_for(model).score(roll, beat, target)
+    return sampler_for(model).score(roll, beat, target, style)

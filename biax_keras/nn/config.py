@@ -10,6 +10,7 @@ import json
 import typing
 
 from biax_keras.errors import UserError
+from biax_keras.style_names import check_style_name, style_name_of  # noqa: F401
 
 
 class ConfigSection:
@@ -71,6 +72,14 @@ class BiaxialConfig(ConfigSection):
             samples look most like its collection with, which `biax
             generate`, the studio and an export start from; a control given
             there still wins (None: the neutral controls, as before).
+        styles: the names of the styles the model learns (one per collection
+            it trains on, e.g. `["jsb_chorales", "nottingham"]`), or None
+            for a model of one style (as before). A style model takes, beside
+            the roll, the weights of its styles, `(B, S)`, which mix one
+            learned embedding per style; the mix is fed to the time axis
+            beside every note's features, the same for all notes and steps,
+            so transposition invariance stays.
+        style_units: the size of each style's embedding.
     """
 
     time_units: typing.Tuple[int, ...] = (300, 300)
@@ -85,6 +94,8 @@ class BiaxialConfig(ConfigSection):
     input_dropout: float = 0.0
     sampling: typing.Optional[typing.Dict[str, typing.Any]] = dataclasses.field(
         default=None, hash=False)
+    styles: typing.Optional[typing.Tuple[str, ...]] = None
+    style_units: int = 8
 
     SECTION = "model"
 
@@ -104,6 +115,15 @@ class BiaxialConfig(ConfigSection):
                 raise UserError(f"{name} must be positive, got {getattr(self, name)!r}")
         if self.beat_bits < 0:
             raise UserError(f"beat_bits must be 0 (no bar position) or more, got {self.beat_bits!r}")
+        if self.styles is not None:
+            object.__setattr__(self, "styles", tuple(self.styles))
+            for name in self.styles:
+                check_style_name(name)
+            if not self.styles or len(set(self.styles)) != len(self.styles):
+                raise UserError(f"styles must be distinct names, at least one, got "
+                                f"{list(self.styles)!r}")
+        if self.style_units <= 0:
+            raise UserError(f"style_units must be positive, got {self.style_units!r}")
         if self.sampling is not None:
             from biax_keras.generation.controls import SamplingControls
 
@@ -160,6 +180,13 @@ def checked_fields(cls, values, section):
             continue
         if typing.get_origin(kind) is dict:
             ok, expected = isinstance(value, dict), "a JSON object"
+        elif typing.get_origin(kind) is tuple and typing.get_args(kind)[0] is str:
+            ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+            value, expected = (tuple(value) if ok else value), "a list of names"
+        elif typing.get_origin(kind) is tuple and typing.get_args(kind)[0] is float:
+            ok = isinstance(value, (list, tuple)) and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+            value, expected = (tuple(map(float, value)) if ok else value), "a list of numbers"
         elif typing.get_origin(kind) is tuple:
             ok = isinstance(value, (list, tuple)) and all(whole(v) for v in value)
             value, expected = (tuple(value) if ok else value), "a list of whole numbers"

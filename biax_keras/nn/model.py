@@ -44,7 +44,9 @@ class BiaxialModel(keras.Model):
         inputs: dict with `roll` `(B, T, N, 2)` (the steps before the ones
             predicted), `beat` `(B, T)` (bar positions of the predicted steps)
             and `target` `(B, T, N, 2)` (the predicted steps, for the note
-            axis's teacher forcing).
+            axis's teacher forcing); for a model with `config.styles`, also
+            `style` `(B, S)`, the weights of its styles (one-hot for one
+            style, summing to 1 for a blend).
         training: bool, whether dropout is active.
 
     Returns:
@@ -70,9 +72,17 @@ class BiaxialModel(keras.Model):
         # so that the models and files made before the option are unchanged.
         self.input_seed = (keras.random.SeedGenerator(name="input_seed")
                            if config.input_dropout else None)
+        # A style model mixes one learned embedding per style by the style
+        # weights it is given (a linear map of the weights, without bias).
+        self.style_embedding = (
+            keras.layers.Dense(config.style_units, use_bias=False, name="style_embedding")
+            if config.styles else None)
         # Weights do not depend on the number of notes or steps, so the model
         # is built here once and for all (which also makes reloading simple).
         features = note_feature_size(config.beat_bits, config.pitch_position)
+        if self.style_embedding is not None:
+            self.style_embedding.build((None, len(config.styles)))
+            features += config.style_units
         self.time_axis.build((None, None, None, features))
         self.note_axis.build((None, None, None, config.time_units[-1]))
         self.head.build((None, config.note_units[-1]))
@@ -84,10 +94,29 @@ class BiaxialModel(keras.Model):
             # Each note of each previous step hidden with this probability.
             noise = keras.random.uniform(ops.shape(roll)[:-1] + (1,), seed=self.input_seed)
             roll = roll * ops.cast(noise >= self.config.input_dropout, roll.dtype)
-        features = self.note_features(roll, inputs["beat"])
+        features = self._with_style(self.note_features(roll, inputs["beat"]), inputs.get("style"))
         x = self.time_axis(features, training=training)
         x = self.note_axis(x, self._seen(inputs["target"]), training=training)
         return self.head(x)
+
+    def _with_style(self, features, style):
+        """Note features `(B, T, N, F)` with the style mix `(B, E)` beside each note's.
+
+        A model without styles returns `features` as they are (and ignores
+        `style`); a style model needs `style`, the weights `(B, S)` of its
+        styles.
+        """
+        if self.style_embedding is None:
+            return features
+        if style is None:
+            raise ValueError(f"this model composes in a style: give inputs['style'], the "
+                             f"weights of its styles {list(self.config.styles)}")
+        mix = ops.cast(self.style_embedding(ops.cast(style, self.style_embedding.compute_dtype)),
+                       features.dtype)
+        shape = ops.shape(features)
+        mix = ops.broadcast_to(mix[:, None, None, :],
+                               (shape[0], shape[1], shape[2], self.config.style_units))
+        return ops.concatenate([features, mix], axis=-1)
 
     def _seen(self, roll):
         """What the network is shown of a roll `(..., 2)`.
@@ -105,22 +134,23 @@ class BiaxialModel(keras.Model):
         """Zero time-axis states for `rows = K * N` rows (K pieces of N notes)."""
         return self.time_axis.initial_state(rows)
 
-    def step_time(self, previous, beat, states):
+    def step_time(self, previous, beat, states, style=None):
         """The time axis of one step (a primer's step needs no more).
 
         Args:
-            previous, beat, states: as for `step`.
+            previous, beat, states, style: as for `step`.
 
         Returns:
             `(time_outputs (K, N, H), new_states)`.
         """
-        features = self.note_features(self._seen(previous)[:, None], beat[:, None])[:, 0]
+        features = self._with_style(
+            self.note_features(self._seen(previous)[:, None], beat[:, None]), style)[:, 0]
         # Stepping runs in float32 even for a model trained in mixed precision
         # (its variables are float32; only its compute dtype is not).
         features = ops.cast(features, "float32")
         return self.time_axis.step(features, states)
 
-    def step(self, previous, beat, states, choose, given, notes_per_iteration=None):
+    def step(self, previous, beat, states, choose, given, notes_per_iteration=None, style=None):
         """One time step, the note axis walked from low to high (inference).
 
         Every note's play and articulate are decided by `choose` and fed to the
@@ -139,11 +169,13 @@ class BiaxialModel(keras.Model):
                 numbers when sampling, the target step when scoring).
             notes_per_iteration: notes unrolled in each iteration of the walk
                 (default `NOTES_PER_ITERATION`; N or more unrolls it all).
+            style: `(K, S)` weights of a style model's styles (ignored by a
+                model without styles).
 
         Returns:
             `(logits (K, N, 2), decisions (K, N, 2), new_states)`.
         """
-        time_outputs, states = self.step_time(previous, beat, states)
+        time_outputs, states = self.step_time(previous, beat, states, style)
         logits, decisions = self._walk_notes(
             time_outputs, given, choose, int(notes_per_iteration or NOTES_PER_ITERATION))
         return logits, decisions, states

@@ -58,6 +58,9 @@ class TrainConfig(ConfigSection):
         ema: decay of an exponential moving average of the weights (e.g.
             0.999), kept by the optimizer; validation, checkpoints and
             model.keras use the averaged weights. None trains without one.
+        data_weights: with several datasets (`--data A --data B`), each
+            one's share of the training windows, in the order given (scaled
+            to sum to 1); None gives every dataset the same share.
     """
 
     epochs: int = 100
@@ -80,6 +83,7 @@ class TrainConfig(ConfigSection):
     min_learning_rate: float = 1e-5
     weight_decay: float = 0.0
     ema: typing.Optional[float] = None
+    data_weights: typing.Optional[typing.Tuple[float, ...]] = None
 
     SECTION = "train"
 
@@ -106,6 +110,11 @@ class TrainConfig(ConfigSection):
                  f"train.weight_decay must be 0 or more, got {self.weight_decay}")
         _require(self.ema is None or 0 < self.ema < 1,
                  f"train.ema must be between 0 and 1 (e.g. 0.999) or null, got {self.ema}")
+        if self.data_weights is not None:
+            weights = tuple(float(w) for w in self.data_weights)
+            _require(weights and all(w > 0 for w in weights),
+                     f"train.data_weights must be positive numbers, got {list(weights)}")
+            object.__setattr__(self, "data_weights", weights)
 
 
 
@@ -151,7 +160,7 @@ def read_config(config):
     return dict(model_values), dict(train_values)
 
 
-def resolve_config(config=None, meta=None, overrides=None):
+def resolve_config(config=None, meta=None, overrides=None, styles=None):
     """The model and train configs of a run.
 
     Args:
@@ -160,6 +169,9 @@ def resolve_config(config=None, meta=None, overrides=None):
             steps per quarter and play-only flag become the model's.
         overrides: dict of train keys (e.g. from command-line flags) that
             replace the file's values; None values are ignored.
+        styles: the styles of the datasets trained on, in order; two or more
+            make a style model of them, unless the config names its own
+            `styles` (which must then hold every one of them).
 
     Returns:
         `(BiaxialConfig, TrainConfig)`.
@@ -172,6 +184,16 @@ def resolve_config(config=None, meta=None, overrides=None):
     train_values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     train_config = TrainConfig.from_dict(train_values)
     BiaxialConfig.from_dict(model_values)  # checks keys and types before the data
+    if styles is not None:
+        styles = list(dict.fromkeys(styles))
+        named = model_values.get("styles")
+        if named is None and len(styles) > 1:
+            model_values = {**model_values, "styles": styles}
+        elif named is not None and not set(styles) <= set(named):
+            missing = ", ".join(s for s in styles if s not in named)
+            raise UserError(f"the model's styles are {', '.join(named)}; the data's style "
+                            f"{missing} is not one of them (prepare it with --style NAME, "
+                            f"one of the model's)")
     if meta is not None:
         model_values = _with_data_range(model_values, meta)
     return BiaxialConfig.from_dict(model_values), train_config
@@ -224,7 +246,8 @@ def hparams_of(model_config, train_config):
 def _config_with_init(config, init_config):
     """The run config with the network sizes of the model started from."""
     model_values, train_values = read_config(config)
-    for key in ("time_units", "note_units", "beat_bits", "pitch_position"):
+    for key in ("time_units", "note_units", "beat_bits", "pitch_position", "styles",
+                "style_units"):
         ours = getattr(init_config, key)
         given = model_values.get(key, ours)
         if (list(given) if isinstance(given, (list, tuple)) else given) != (

@@ -146,7 +146,12 @@ def train(data_dir, run_dir, config=None, strategy=None, overrides=None, init=No
     """Train a biaxial model on a prepared dataset; resume an unfinished run.
 
     Args:
-        data_dir: a folder written by `biax prepare` (`data.prepare`).
+        data_dir: a folder written by `biax prepare` (`data.prepare`), or a
+            list of them: a run on several datasets trains a style model,
+            one style per dataset (their meta.json's `style`), each window
+            drawn from dataset i with the share `train.data_weights[i]`
+            (equal by default), early-stopped on the mean of the datasets'
+            valid frame NLLs (see `data.make_mixed_dataset`).
         run_dir: the run folder (created; or an unfinished run to resume).
         config: None, a config file path, or a dict `{"model": ..., "train": ...}`.
         strategy: None (no strategy scope), a name from `STRATEGIES`, or a
@@ -198,7 +203,9 @@ class RunPlan:
     """A training run, resolved and checked once before anything is written.
 
     Attributes:
-        data_dir, run_dir: the prepared data and the run folder.
+        data_dir, run_dir: the (first) prepared dataset and the run folder.
+        data_dirs: every prepared dataset of the run, in order.
+        data_styles: the style of each of them.
         work_dir: where this process writes: the run folder, or for a worker
             other than the chief a scratch folder inside it.
         chief, workers: this process's part in a multi-worker run.
@@ -212,6 +219,8 @@ class RunPlan:
     """
 
     data_dir: Path
+    data_dirs: list
+    data_styles: list
     run_dir: Path
     work_dir: Path
     chief: bool
@@ -244,26 +253,61 @@ def plan_run(data_dir, run_dir, config=None, overrides=None, init=None, overwrit
     """
     from biax_keras import data
 
-    meta = data.load_meta(data_dir)
+    data_dirs = [Path(d) for d in (data_dir if isinstance(data_dir, (list, tuple))
+                                   else [data_dir])]
+    metas = [data.load_meta(d) for d in data_dirs]
+    _check_same_grid(data_dirs, metas)
+    # One dataset without articulation makes the model play-only.
+    meta = {**metas[0], "play_only": any(bool(m.get("play_only")) for m in metas)}
+    data_styles = [data.dataset_style(d, m) for d, m in zip(data_dirs, metas)]
     init_model = _load_init(init) if init else None
     if init_model is not None:
         config = _config_with_init(config, init_model.config)
-    model_config, train_config = resolve_config(config, meta, overrides)
+    model_config, train_config = resolve_config(config, meta, overrides, styles=data_styles)
+    weights = train_config.data_weights
+    if weights is not None and len(weights) != len(data_dirs):
+        raise UserError(f"give one data weight per --data ({len(data_dirs)}), got "
+                        f"{len(weights)}: {', '.join(f'{w:g}' for w in weights)}")
     chief, task_id = _worker(strategy) if strategy is not None else (True, 0)
     run_dir = Path(run_dir)
     # Workers other than the chief write where nobody reads (TensorFlow's
     # multi-worker advice): the run folder is the chief's alone.
     work_dir = run_dir if chief else run_dir / WORKERS / f"worker-{task_id}"
     initial_epoch, replace = _check_run_folder(
-        work_dir, config_to_dict(model_config, train_config), data_dir, overwrite)
+        work_dir, config_to_dict(model_config, train_config),
+        data_dirs[0] if len(data_dirs) == 1 else data_dirs, overwrite)
     steps_per_epoch = train_config.steps_per_epoch
     if steps_per_epoch is None:
-        pieces = data.usable_pieces(data_dir, "train", train_config.window)
+        pieces = sum(data.usable_pieces(d, "train", train_config.window) for d in data_dirs)
         steps_per_epoch = math.ceil(pieces / train_config.batch_size)
-    return RunPlan(Path(data_dir), run_dir, work_dir, chief,
+    return RunPlan(data_dirs[0], data_dirs, data_styles, run_dir, work_dir, chief,
                    _workers(strategy) if strategy is not None else 1, meta, model_config,
                    train_config, None if init_model is None else init_model.get_weights(),
                    initial_epoch, replace, steps_per_epoch)
+
+
+def _check_same_grid(data_dirs, metas):
+    """Datasets trained on together share a note range, resolution and play-only flag."""
+    keys = ("steps_per_quarter", "lowest_pitch", "num_notes")
+    first = {key: metas[0].get(key) for key in keys}
+    for directory, meta in zip(data_dirs[1:], metas[1:]):
+        for key in keys:
+            if meta.get(key) != first[key]:
+                raise UserError(
+                    f"{directory} was prepared with {key} {meta.get(key)}, {data_dirs[0]} with "
+                    f"{first[key]}; prepare every --data with the same --steps-per-quarter, "
+                    f"--lowest-pitch and --num-notes")
+    if len({bool(m.get("play_only")) for m in metas}) > 1:
+        log.info("some datasets have articulation and some do not: the model is trained "
+                 "play-only")
+
+
+def _style_vectors(plan):
+    """The one-hot style input of each of the plan's datasets."""
+    import numpy as np
+
+    styles = list(plan.model.styles)
+    return [np.eye(len(styles), dtype=np.float32)[styles.index(s)] for s in plan.data_styles]
 
 
 def _datasets(plan):
@@ -271,6 +315,17 @@ def _datasets(plan):
     from biax_keras import data
 
     train = plan.train
+    if plan.model.styles:
+        vectors = _style_vectors(plan)
+        seed = train.seed + plan.initial_epoch
+        train_data = data.make_mixed_dataset(
+            plan.data_dirs, "train", vectors, train.data_weights, window=train.window,
+            batch_size=train.batch_size, transpose=train.transpose, seed=seed,
+            workers=plan.workers)
+        valid_data = data.make_mixed_dataset(plan.data_dirs, "valid", vectors,
+                                             window=train.window, batch_size=train.batch_size,
+                                             seed=train.seed)
+        return train_data, valid_data
     train_data = data.make_dataset(
         plan.data_dir, "train", window=train.window, batch_size=train.batch_size,
         transpose=train.transpose, seed=train.seed + plan.initial_epoch, workers=plan.workers)
@@ -287,7 +342,7 @@ def _start_folder(plan):
     plan.work_dir.mkdir(parents=True, exist_ok=True)
     (plan.work_dir / "checkpoints").mkdir(exist_ok=True)
     _write_json_atomic(plan.work_dir / "config.json", plan.config_dict())
-    runs.record_data(plan.work_dir, plan.data_dir, plan.meta.get("source"))
+    runs.record_data(plan.work_dir, plan.data_dirs, plan.meta.get("source"))
 
 
 def _build(plan, strategy):

@@ -94,20 +94,37 @@ def training_seconds(run_dir):
 
 
 def recorded_data(run_dir):
-    """The dataset folder a run records in data.json (absolute), or None."""
+    """The dataset folder a run records in data.json (absolute), or None.
+
+    A run on several datasets records the first here (see `recorded_datasets`).
+    """
+    datasets = recorded_datasets(run_dir)
+    return datasets[0] if datasets else None
+
+
+def recorded_datasets(run_dir):
+    """Every dataset folder a run records in data.json (absolute), or None."""
     try:
         with open(Path(run_dir) / DATA_FILE) as f:
-            return str(json.load(f)["data"])
-    except (OSError, ValueError, KeyError, TypeError):
+            values = json.load(f)
+        return [str(d) for d in values.get("datasets") or [values["data"]]]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
+def _folders(data_dir):
+    return [data_dir] if isinstance(data_dir, (str, os.PathLike)) else list(data_dir)
+
+
 def record_data(run_dir, data_dir, source=None):
-    """Write data.json: the dataset this run trains on."""
+    """Write data.json: the dataset (or the list of datasets) this run trains on."""
+    folders = [str(Path(d).resolve()) for d in _folders(data_dir)]
+    values = {"data": folders[0], "source": source}
+    if len(folders) > 1:
+        values["datasets"] = folders
     path = Path(run_dir) / DATA_FILE
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps({"data": str(Path(data_dir).resolve()), "source": source},
-                              indent=2) + "\n")
+    tmp.write_text(json.dumps(values, indent=2) + "\n")
     os.replace(tmp, path)
 
 
@@ -131,7 +148,8 @@ def check_out(run_dir, data_dir, overwrite=False):
 
     Args:
         run_dir: the run folder asked for (`--out`).
-        data_dir: the prepared dataset asked for (`--data`).
+        data_dir: the prepared dataset asked for (`--data`), or the list of
+            them for a run on several.
         overwrite: replace whatever run `run_dir` holds.
 
     Returns:
@@ -161,14 +179,18 @@ def check_out(run_dir, data_dir, overwrite=False):
         raise UserError(
             f"{run_dir} holds a finished run ({epochs} epochs, {MODEL_FILE}); to train on "
             f"from it give a new --out and --init {start}, or add --overwrite to discard it")
-    previous = recorded_data(run_dir)
-    if previous is not None and not _same_folder(previous, data_dir):
+    previous = recorded_datasets(run_dir)
+    asked = _folders(data_dir)
+    if previous is not None and (len(previous) != len(asked) or not all(
+            _same_folder(a, b) for a, b in zip(previous, asked))):
         if overwrite:
             return "replace"
+        before = " --data ".join(previous)
         raise UserError(
-            f"{run_dir} is an unfinished run on {previous}, not on {data_dir}; resume it "
-            f"with --data {previous}, give a new --out, or add --overwrite to discard it "
-            f"({epochs} finished epochs, their checkpoints and logs)")
+            f"{run_dir} is an unfinished run on {', '.join(previous)}, not on "
+            f"{', '.join(map(str, asked))}; resume it with --data {before}, give a new --out, "
+            f"or add --overwrite to discard it ({epochs} finished epochs, their checkpoints "
+            f"and logs)")
     return "resume"
 
 

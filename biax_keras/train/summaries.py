@@ -153,6 +153,6 @@ def _write_hparams(log_dir, values):
 
 def _first_window(dataset):
     """`(inputs, target)` of the first window of a dataset, batch 1, in numpy."""
-    for inputs, target in dataset.take(1).as_numpy_iterator():
+    for inputs, target, *_ in dataset.take(1).as_numpy_iterator():  # a weight may follow
         return {k: v[:1] for k, v in inputs.items()}, target[:1]
     return None
