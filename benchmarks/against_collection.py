@@ -157,17 +157,68 @@ def table(results):
     return "\n".join(lines)
 
 
+def card_table(result):
+    """The model card's table of one result (`figure | samples | collection | measure | bound |
+    within`) and its two-sample and MusPy line, as the cards quote them."""
+    g, r, c = result["generated"], result["reference"], result["comparison"]
+    within = c["against_collection"]
+
+    def yes(name):
+        return "yes" if within[name]["within"] else "**no**"
+
+    rows = [
+        ("note onsets per step", f"{g['onsets_per_step']:.2f}", f"{r['onsets_per_step']:.2f}",
+         f"{within['onsets_per_step_ratio']['value']:.2f}", "0.8-1.25x", yes("onsets_per_step_ratio")),
+        ("notes sounding per step", f"{g['polyphony_mean']:.2f}", f"{r['polyphony_mean']:.2f}",
+         f"{within['notes_sounding_ratio']['value']:.2f}", "0.8-1.25x", yes("notes_sounding_ratio")),
+        ("silent steps", f"{100 * g['silent_share']:.1f}%", f"{100 * r['silent_share']:.1f}%",
+         f"{within['silent_share_difference']['value']:.3f}", "<= 0.05",
+         yes("silent_share_difference")),
+        ("pitch classes in key (KL)", "", "", f"{c['pitch_class_in_key_kl']:.3f}", "< 0.05",
+         yes("pitch_class_in_key_kl")),
+        ("vertical intervals (KL)", "", "", f"{c['interval_kl']:.3f}", "< 0.05", yes("interval_kl")),
+        ("longest copy (bars)", f"{c['copy']['bars']:.2f}", "", f"{c['copy']['bars']:.2f}", "<= 2",
+         yes("copy_bars")),
+    ]
+    lines = ["| figure | samples | collection | measure | bound | within |",
+             "|---|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    muspy_g, muspy_r = g["muspy"], r["muspy"]
+    two = c["two_sample"]["accuracy"]
+    lines += ["", "A two-sample test (a logistic regression on 4-bar windows, held-out accuracy; "
+              f"0.5: indistinguishable) tells the samples from the collection {two:.2f} of the "
+              f"time. MusPy: empty-beat rate {muspy_g['empty_beat_rate']:.3f} (collection "
+              f"{muspy_r['empty_beat_rate']:.3f}), pitch-class entropy "
+              f"{muspy_g['pitch_class_entropy']:.2f} bits ({muspy_r['pitch_class_entropy']:.2f}), "
+              f"scale consistency {muspy_g['scale_consistency']:.3f} "
+              f"({muspy_r['scale_consistency']:.3f})."]
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", default=list(REFERENCES))
     parser.add_argument("--continuation", action="store_true",
                         help=f"continue the first {PRIMER_BARS} bars of valid pieces instead")
+    parser.add_argument("--card", action="store_true",
+                        help="print each model's card table from its newest recorded result "
+                             "(nothing is composed)")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results",
                         help="where the JSON files go")
     args = parser.parse_args()
     unknown = [m for m in args.models if m not in REFERENCES]
     if unknown:
         sys.exit(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(REFERENCES)}")
+    if args.card:
+        from benchmarks.recorded import newest
+
+        kind = "-continuation" if args.continuation else ""
+        for name in args.models:
+            path = newest(f"against-collection-{name}{kind}", args.results)
+            print(f"{name}: {path.relative_to(ROOT) if path else 'no recorded result'}\n")
+            if path:
+                print(card_table(json.loads(path.read_text())) + "\n")
+        return
     date = datetime.date.today().isoformat()
     results = []
     with tempfile.TemporaryDirectory(prefix="against-collection-") as scratch:

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/sampling_candidates.py piano_midi_de
 
 8 pieces of 120 steps (60 s at 120 bpm at 8th notes), seed 1, for each
-setting: the defaults, lower conservativity, --adaptive, a higher
+setting: the neutral controls (temperature 1), lower conservativity, --adaptive, a higher
 temperature, and continuations of the first 8 bars of 8 valid pieces (the
 continuation alone measured). Prints a Markdown table of note onsets and
 notes sounding per step (ratio to the valid split) and silent steps, and
@@ -36,7 +36,7 @@ def main():
                           config.steps_per_quarter, config.lowest_pitch, config.num_notes)
     reference = statistics.set_statistics([roll for _, roll, _ in pieces], config.lowest_pitch)
     rows = {}
-    for label, controls in [("defaults", SamplingControls()),
+    for label, controls in [("temperature 1 (neutral)", SamplingControls()),
                             ("conservativity 0.7", SamplingControls(conservativity=0.7)),
                             ("adaptive", SamplingControls(adaptive=True)),
                             ("temperature 1.2", SamplingControls(temperature=1.2))]:

@@ -37,6 +37,21 @@ def test_the_card_quotes_the_recorded_figures(name):
     assert f"from the collection {accuracy:.2f} of the time" in section
 
 
+@pytest.mark.parametrize("name", MODELS)
+def test_the_card_says_which_controls_the_model_composes_with(name):
+    """A model's own sampling controls are what its card says its samples used."""
+    import biax_keras
+
+    own = biax_keras.model_config(ROOT / "saved_models" / name).sampling
+    card = (ROOT / "saved_models" / name / "MODEL_CARD.md").read_text()
+    section = card[card.index("## Samples against the collection"):]
+    if own:
+        assert f"the model's own sampling controls, temperature {own['temperature']:g})" in section
+        assert f'"sampling": {{"temperature": {own["temperature"]:g}}}' in section
+    else:
+        assert "own sampling controls" not in section
+
+
 @pytest.mark.slow
 def test_the_cards_command_measures_a_model(tmp_path):
     if not (ROOT.parent / "shared" / "data" / "jsb" / "jsb-chorales-quarter.json").is_file():

@@ -78,7 +78,7 @@ def test_benchmark_card_composes_as_written(name, tmp_path):
     command = found.group(1)
     if name == "piano_midi_de":  # the README shows the same command
         assert command == ("biax generate --model saved_models/piano_midi_de --out out/piano.mid "
-                           "--seconds 30 --seed 1 --adaptive --wav")
+                           "--seconds 30 --seed 1 --wav")
         assert f".venv/bin/{command}" in (SAVED.parent / "README.md").read_text()
     argv = command.split()
     argv[0] = str(Path(sys.executable).with_name("biax"))
