@@ -263,6 +263,10 @@ const started = Date.now();
 @pytest.fixture
 def studio_process(tmp_path):
     """`biax studio --port 0` as a user starts it, in its own folder and TMPDIR."""
+    yield from _studio(tmp_path)
+
+
+def _studio(tmp_path, *flags):
     browser.require()  # before starting anything
     (tmp_path / "tmp").mkdir()
     (tmp_path / "cwd").mkdir()
@@ -271,8 +275,8 @@ def studio_process(tmp_path):
     env.pop("BIAX_XLA_CACHE", None)
     biax = Path(sys.executable).with_name("biax")
     command = [str(biax)] if biax.exists() else [sys.executable, "-m", "biax_keras.app.cli"]
-    process = subprocess.Popen(command + ["studio", "--port", "0"], cwd=tmp_path / "cwd", env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command + ["studio", "--port", "0", *flags], cwd=tmp_path / "cwd",
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = process.stdout.readline()
         found = re.search(r"(http://127\.0\.0\.1:\d+)/", line)
@@ -340,9 +344,56 @@ def test_the_page_composes_in_chromium(studio_process, tmp_path):
         assert "not_midi.mid cannot be used as a primer" in error and "Traceback" not in error
 
         driver.execute_script('document.getElementById("primer").value = ""')
+        # Choosing a model sets the inputs to its own sampling controls.
+        from selenium.webdriver.support.ui import Select
+
         temperature = driver.find_element("id", "temperature")
+        Select(driver.find_element("id", "model")).select_by_visible_text("piano_midi_de")
+        assert temperature.get_attribute("value") == "1.1"
+        Select(driver.find_element("id", "model")).select_by_visible_text("bach")
+        assert temperature.get_attribute("value") == "1"
+        assert not driver.find_element("id", "styles").is_displayed()  # no styles: no picker
         temperature.clear()
         temperature.send_keys("0")
         driver.find_element("id", "compose").click()
         error = wait_for_error(driver)
         assert "temperature must be from 0.05 to 5" in error
+
+
+@pytest.mark.slow
+def test_the_page_composes_a_blend_of_styles_in_chromium(tmp_path):
+    """A style model's styles become the picker's, and a blend of two is composed."""
+    import numpy as np
+
+    from biax_keras.nn.model import BiaxialConfig, build_model
+
+    model = build_model(BiaxialConfig(time_units=(8,), note_units=(8,), lowest_pitch=36,
+                                      num_notes=24, styles=("folk", "chorale")), compile=False)
+    rng = np.random.default_rng(1)
+    for variable in model.weights:
+        variable.assign(rng.normal(0.0, 0.8, variable.shape).astype("float32"))
+    model.save(tmp_path / "styles.keras")
+    studio_dir = tmp_path / "studio"
+    studio_dir.mkdir()
+    process = _studio(studio_dir, "--model", str(tmp_path / "styles.keras"))
+    url, _ = next(process)
+    try:
+        from selenium.webdriver.support.ui import Select, WebDriverWait
+
+        with browser.chromium() as driver:
+            driver.get(url)
+            WebDriverWait(driver, 30).until(
+                lambda d: [o.text for o in d.find_elements("css selector", "#style option")])
+            assert driver.find_element("id", "styles").is_displayed()
+            assert [o.text for o in driver.find_elements("css selector", "#style option")] == \
+                ["folk", "chorale"]
+            Select(driver.find_element("id", "blend")).select_by_visible_text("chorale")
+            seconds = driver.find_element("id", "seconds")
+            seconds.clear()
+            seconds.send_keys("3")
+            assert driver.execute_script("return chosenStyle()") == "folk=0.50,chorale=0.50"
+            driver.find_element("id", "compose").click()
+            status, error = wait_for_status(driver, r"^composed")
+            assert error == "" and status.startswith("composed 3 s"), (status, error)
+    finally:
+        next(process, None)
