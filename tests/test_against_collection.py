@@ -65,3 +65,23 @@ def test_the_cards_command_measures_a_model(tmp_path):
     recorded = json.loads(newest("against-collection-jsb_chorales").read_text())
     # The same model, settings and seed compose the same pieces: the same figures.
     assert result["comparison"]["against_collection"] == recorded["comparison"]["against_collection"]
+
+
+@pytest.mark.slow
+def test_continuations_keep_the_collections_density(tmp_path):
+    """The continuation test: primed with the first 8 bars of 8 valid pieces, the next 60 s
+    keep the collection's density (the JSB model; BENCHMARKS.md has every model's)."""
+    if not (ROOT.parent / "shared" / "data" / "jsb" / "jsb-chorales-quarter.json").is_file():
+        pytest.skip("../shared/data/jsb/jsb-chorales-quarter.json is not here")
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "against_collection.py"),
+                           "jsb_chorales", "--continuation", "--results", str(tmp_path)],
+                          capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(next(tmp_path.glob("against-collection-jsb_chorales-continuation-*.json"))
+                        .read_text())
+    within = result["comparison"]["against_collection"]
+    for figure in ("onsets_per_step_ratio", "notes_sounding_ratio", "silent_share_difference"):
+        assert within[figure]["within"], (figure, within[figure])
+    assert result["settings"]["continuation_of_bars"] == 8
+    recorded = json.loads(newest("against-collection-jsb_chorales-continuation").read_text())
+    assert within == recorded["comparison"]["against_collection"]
