@@ -350,6 +350,40 @@ def test_init_starts_from_a_trained_model(prepared, tmp_path):
                     init=tmp_path / "start.keras")
 
 
+def test_init_from_a_checkpoint_goes_on_with_its_optimizer(prepared, tmp_path):
+    """A run continued elsewhere from a checkpoint (--init RUN/checkpoints/best.keras) keeps
+    Adam's moments and step count; from a weights-only file the optimizer starts afresh."""
+    config = {"model": {"time_units": [5], "note_units": [3]},
+              "train": {"epochs": 1, "batch_size": 4, "window": 16, "steps_per_epoch": 3,
+                        "image_every": 0, "sample_every": 0, "ema": 0.9, "weight_decay": 0.1}}
+    train.train(prepared, tmp_path / "first", config, verbose=0)
+    saved = keras.saving.load_model(tmp_path / "first" / "checkpoints" / "best.keras")
+    want = {v.path.split("/", 1)[1]: v.numpy() for v in saved.optimizer.variables
+            if not v.path.endswith("learning_rate")}
+    seen = {}
+
+    class Record(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            seen.update({v.path.split("/", 1)[1]: v.numpy()
+                         for v in self.model.optimizer.variables})
+
+    train.train(prepared, tmp_path / "second", {**config, "train": {**config["train"],
+                                                                    "learning_rate": 5e-4}},
+                init=tmp_path / "first" / "checkpoints" / "best.keras", callbacks=[Record()],
+                verbose=0)
+    assert int(want["iteration"]) == 3
+    for path, value in want.items():
+        np.testing.assert_array_equal(seen[path], value, err_msg=path)
+    assert seen["learning_rate"] == pytest.approx(5e-4)  # the new run's own
+    seen.clear()
+    # A file saved without its optimizer, as the shipped models are (benchmarks/ship.py).
+    keras.saving.load_model(tmp_path / "first" / "model.keras", compile=False).save(
+        tmp_path / "weights.keras")
+    train.train(prepared, tmp_path / "third", config, init=tmp_path / "weights.keras",
+                callbacks=[Record()], verbose=0)
+    assert int(seen["iteration"]) == 0
+
+
 def free_port():
     import socket
 

@@ -258,7 +258,10 @@ def _add_train(subparsers):
                         "validate and save the average (default: off)")
     p.add_argument("--transpose", action=argparse.BooleanOptionalAction, default=None,
                    help="random transposition of training windows (default: on)")
-    p.add_argument("--init", metavar="MODEL.keras", help="start from this trained model's weights")
+    p.add_argument("--init", metavar="MODEL.keras",
+                   help="start from this trained model's weights (and, from a checkpoint such as "
+                        "RUN/checkpoints/best.keras, its optimizer's state: moments, averaged "
+                        "weights, step count)")
     p.add_argument("--image-every", type=_non_negative_int, metavar="N",
                    help="TensorBoard: the true roll beside the model's probabilities on a "
                         "fixed validation window every N epochs; 0 never (default: 1)")

@@ -213,6 +213,9 @@ class RunPlan:
         model, train: the resolved `BiaxialConfig` and `TrainConfig`, handed
             on whole from here.
         init_weights: the weights of the `--init` model, or None.
+        init_optimizer: `{path: value}` of the optimizer state the `--init`
+            file holds (a checkpoint's: moments, averaged weights, step
+            count; not its learning rate), or None.
         initial_epoch: the epochs a resumed run has finished.
         replace: the run folder holds a run to discard first (`--overwrite`).
         steps_per_epoch: batches per epoch.
@@ -232,6 +235,7 @@ class RunPlan:
     initial_epoch: int
     replace: bool
     steps_per_epoch: int
+    init_optimizer: typing.Optional[dict] = None
 
     def config_dict(self):
         """The run's config.json: both sections."""
@@ -283,7 +287,8 @@ def plan_run(data_dir, run_dir, config=None, overrides=None, init=None, overwrit
     return RunPlan(data_dirs[0], data_dirs, data_styles, run_dir, work_dir, chief,
                    _workers(strategy) if strategy is not None else 1, meta, model_config,
                    train_config, None if init_model is None else init_model.get_weights(),
-                   initial_epoch, replace, steps_per_epoch)
+                   initial_epoch, replace, steps_per_epoch,
+                   _optimizer_state(init) if init and initial_epoch == 0 else None)
 
 
 def _check_same_grid(data_dirs, metas):
@@ -360,6 +365,8 @@ def _build(plan, strategy):
                             ema=plan.train.ema)
         if plan.init_weights is not None:
             model.set_weights(plan.init_weights)
+        if plan.init_optimizer:
+            _restore_optimizer(model, plan.init_optimizer)
     if strategy is not None and strategy.num_replicas_in_sync > 1:
         _build_from_a_local_batch(model)
     if plan.workers > 1:
@@ -470,6 +477,54 @@ def _finish(plan, model, history, started):
         "config": plan.config_dict(),
         "seconds": round(time.monotonic() - started, 3),
     }
+
+
+def _optimizer_state(path):
+    """The optimizer state an `--init` file holds, `{variable path: array}`, or None.
+
+    A checkpoint (`checkpoints/best.keras`, or a staged copy of one) keeps
+    Adam's moments, the averaged weights and the step count: a run that goes
+    on from it elsewhere goes on where it was, not from a cold optimizer. A
+    file saved without its optimizer (the shipped models) has none. The
+    learning rate is left out: it is the new run's to set.
+    """
+    import warnings
+
+    import keras
+
+    try:
+        with warnings.catch_warnings():  # an optimizer saved before it was built: said below
+            warnings.simplefilter("ignore")
+            loaded = keras.saving.load_model(str(path), safe_mode=True, compile=True)
+    except Exception:  # weights-only files, or an optimizer this Keras cannot rebuild
+        return None
+    optimizer = getattr(loaded, "optimizer", None)
+    if optimizer is None or not optimizer.variables or int(optimizer.iterations) == 0:
+        return None
+    return {_own_path(v): v.numpy() for v in optimizer.variables
+            if not v.path.endswith("learning_rate")}
+
+
+def _own_path(variable):
+    """An optimizer variable's path without the optimizer's name (`adam_1/` in a process
+    that built another optimizer before)."""
+    return variable.path.split("/", 1)[-1]
+
+
+def _restore_optimizer(model, state):
+    """Give the run's optimizer the `--init` file's state, where every variable fits."""
+    optimizer = model.optimizer
+    optimizer.build(model.trainable_variables)
+    ours = {_own_path(v): v for v in optimizer.variables if not v.path.endswith("learning_rate")}
+    if set(ours) != set(state) or any(tuple(ours[k].shape) != state[k].shape for k in ours):
+        log.warning("the --init file's optimizer state does not fit this run's optimizer "
+                    "(another optimizer, averaging or weight decay): its weights are used, "
+                    "the optimizer starts afresh")
+        return
+    for key, variable in ours.items():
+        variable.assign(state[key])
+    log.info("--init: the optimizer goes on from its saved state (step %d)",
+             int(optimizer.iterations))
 
 
 def _load_init(path):
