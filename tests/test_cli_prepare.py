@@ -171,8 +171,11 @@ def test_leftovers_of_a_killed_prepare_are_removed_by_the_next(write_midi, tmp_p
 def test_sigterm_during_prepare_leaves_nothing_behind(tmp_path):
     folder = tmp_path / "midi"
     folder.mkdir()
-    for i in range(600):
-        (folder / f"piece{i:03d}.mid").write_bytes(midi_bytes([(60 + i % 12, 0, 2), (64, 2, 4)]))
+    # Enough pieces that reading them outlasts a test process starved of CPU on a busy
+    # machine between seeing the staging folder and sending the signal: the signal is
+    # sent only once, and it is killed soon after, so the count costs little time.
+    for i in range(3000):
+        (folder / f"piece{i:04d}.mid").write_bytes(midi_bytes([(60 + i % 12, 0, 2), (64, 2, 4)]))
     process = subprocess.Popen(
         [sys.executable, "-m", "biax_keras.app.cli", "prepare", str(folder), "--out",
          str(tmp_path / "out"), "--workers", "1"],
