@@ -212,3 +212,20 @@ def test_the_readmes_commands_train_and_compose_in_styles(two_styles, tmp_path, 
     assert code == 2 and err == ["biax train: error: --data-weights gives 1 weights for 2 "
                                  "--data; give one per dataset"]
     assert not (tmp_path / "other").exists()
+
+
+def test_each_collection_counts_alike_in_validation(two_styles, tmp_path):
+    """The valid pass weighs each dataset's windows so that each dataset weighs the same,
+    whatever its size, and the weights average 1 (the loss reads as the metrics do)."""
+    folder, low, _, _ = two_styles
+    big = _prepare(tmp_path, [p * 3 for p in HIGH], "big")  # three times the windows
+    stream = data.make_mixed_dataset([low, big], "valid", [np.eye(2)[0], np.eye(2)[1]],
+                                     window=16, batch_size=4)
+    totals, windows = np.zeros(2), np.zeros(2)
+    for inputs, _, weight in stream.as_numpy_iterator():
+        which = inputs["style"].argmax(-1)
+        for k in (0, 1):
+            totals[k] += weight[which == k, 0].sum()
+            windows[k] += (which == k).sum()
+    assert windows[1] == 3 * windows[0]
+    assert totals[0] == pytest.approx(totals[1]) and totals.sum() == pytest.approx(windows.sum())

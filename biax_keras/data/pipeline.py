@@ -124,9 +124,10 @@ def make_mixed_dataset(directories, split, styles, weights=None, window=DEFAULT_
     dataset alike, so a large collection does not drown a small one), each
     dataset streamed as `make_dataset` streams it: memory stays what one
     dataset's stream needs, times the number of datasets. Any other split is
-    every whole window of each dataset in turn, each weighted by one over its
-    dataset's windows, so that a weighted mean over the pass (Keras's
-    metrics with sample weights) is the mean of the datasets' means: each
+    every whole window of each dataset in turn, each weighted in inverse
+    proportion to its dataset's windows (the weights average 1 over the
+    pass), so that a weighted mean over the pass (Keras's metrics with
+    sample weights, and the loss) is the mean of the datasets' means: each
     collection counts alike, whatever its size.
 
     Args:
@@ -159,18 +160,22 @@ def make_mixed_dataset(directories, split, styles, weights=None, window=DEFAULT_
                         f"got {list(weights)}")
     if seed is None:
         seed = random.SystemRandom().randrange(2**62)
-    streams, counts = [], []
-    for index, (directory, style) in enumerate(zip(directories, styles)):
-        windows, count, _ = _window_stream(
-            directory, split, window, transpose, seed + index, shuffle=training,
-            repeat=training, max_transpose=max_transpose, workers=workers)
+    passes = [_window_stream(directory, split, window, transpose, seed + index,
+                             shuffle=training, repeat=training, max_transpose=max_transpose,
+                             workers=workers)
+              for index, directory in enumerate(directories)]
+    counts = [count for _, count, _ in passes]
+    # Weights with a mean of 1 over the whole pass: the weighted metrics are the mean of
+    # the datasets' means, and Keras's loss (a sum over the batch) reads the same.
+    total = float(sum(counts)) if not training else 0.0
+    streams = []
+    for (windows, count, _), style in zip(passes, styles):
         style = tf.constant(np.asarray(style, np.float32))
-        weight = tf.constant(1.0 / count if count else 0.0, tf.float32)
+        weight = tf.constant(total / (len(passes) * count) if count else 1.0, tf.float32)
         streams.append(windows.map(
             lambda roll, beat, style=style, weight=weight: (
                 roll, beat, {"style": style, "weight": weight}),
             num_parallel_calls=tf.data.AUTOTUNE))
-        counts.append(count)
     if training:
         total = float(sum(weights))
         mixed = tf.data.Dataset.sample_from_datasets(
