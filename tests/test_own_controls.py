@@ -123,6 +123,7 @@ def test_calibrated_defaults_are_written_into_the_keras_file(own, tmp_path):
     assert sorted(p.name for p in run.iterdir()) == ["config.json", "model.keras"]  # no leftovers
 
 
+@pytest.mark.slow
 def test_an_export_carries_them(own, tmp_path):
     model, _, _ = own
     export_model(model, tmp_path / "exported")

@@ -120,6 +120,7 @@ def test_biax_generate_composes_in_a_style(two_styles, tmp_path, capsys):
     assert "notes in high" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_the_export_takes_style_weights(two_styles, tmp_path):
     folder, _, _, _ = two_styles
     model = biax_keras.load_model(folder / "run")
@@ -193,6 +194,7 @@ def test_the_studio_offers_the_styles_and_a_blend(two_styles, tmp_path):
         assert words in studio.PAGE
 
 
+@pytest.mark.slow
 def test_the_readmes_commands_train_and_compose_in_styles(two_styles, tmp_path, capsys):
     """`biax train --data A --data B --data-weights 1,1` and `--style` blends, as the
     README writes them (a tiny config in place of the default sizes)."""

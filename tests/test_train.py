@@ -350,6 +350,7 @@ def test_init_starts_from_a_trained_model(prepared, tmp_path):
                     init=tmp_path / "start.keras")
 
 
+@pytest.mark.slow
 def test_init_from_a_checkpoint_goes_on_with_its_optimizer(prepared, tmp_path):
     """A run continued elsewhere from a checkpoint (--init RUN/checkpoints/best.keras) keeps
     Adam's moments and step count; from a weights-only file the optimizer starts afresh."""
