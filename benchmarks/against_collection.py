@@ -18,6 +18,10 @@ valid pieces of its collection (`biax generate --primer BARS.mid --only-new
 --seconds 60 --seed 1`, again default settings), and the 60 s after the
 primer are compared with the collection the same way:
 benchmarks/results/against-collection-NAME-continuation-DATE.json.
+
+With --model-path PATH --style STYLE --label LABEL, another model (a style
+model, in one of its styles or a blend) is measured against collection NAME
+the same way: against-collection-NAME-LABEL-DATE.json.
 """
 
 import argparse
@@ -41,6 +45,8 @@ REFERENCES = {
     "bach": ("bach", 4),
 }
 SAMPLES, SECONDS, SEED = 8, 60, 1
+# Another model than saved_models/NAME (--model-path), composing in a style (--style).
+MODEL = {}
 PRIMER_BARS = 8
 
 
@@ -76,7 +82,7 @@ def openings(name, folder):
     from biax_keras.music import jsb, representation
 
     reference, steps_per_quarter = REFERENCES[name]
-    config = biax_keras.model_config(ROOT / "saved_models" / name)
+    config = biax_keras.model_config(MODEL.get("path") or ROOT / "saved_models" / name)
     if reference == "bach":
         prepared = ROOT / "data" / "bach"
         if not (prepared / "meta.json").is_file():
@@ -99,14 +105,16 @@ def openings(name, folder):
 
 
 def compose(name, generated, continuation):
-    model = ROOT / "saved_models" / name
+    model = MODEL.get("path") or ROOT / "saved_models" / name
+    style = ["--style", MODEL["style"]] if MODEL.get("style") else []
     if not continuation:
         run("generate", "--model", model, "--out", generated / "piece.mid", "--seconds", SECONDS,
-            "--seed", SEED, "--num-samples", SAMPLES)
+            "--seed", SEED, "--num-samples", SAMPLES, *style)
         return
     for index, primer in enumerate(openings(name, generated.parent / "openings"), 1):
         run("generate", "--model", model, "--primer", primer, "--only-new",
-            "--out", generated / f"piece-{index}.mid", "--seconds", SECONDS, "--seed", SEED)
+            "--out", generated / f"piece-{index}.mid", "--seconds", SECONDS, "--seed", SEED,
+            *style)
 
 
 def measure(name, scratch, continuation=False):
@@ -123,6 +131,8 @@ def measure(name, scratch, continuation=False):
     result = json.loads(run("evaluate", "--generated", generated, "--reference", reference_path,
                             *flags, "--json"))
     result["model"] = name
+    if MODEL.get("path"):
+        result["model_path"], result["style"] = str(MODEL["path"]), MODEL.get("style")
     result["settings"] = {"samples": SAMPLES, "seconds": SECONDS, "seed": SEED,
                           "flags": "defaults"}
     if continuation:
@@ -200,6 +210,13 @@ def main():
     parser.add_argument("models", nargs="*", default=list(REFERENCES))
     parser.add_argument("--continuation", action="store_true",
                         help=f"continue the first {PRIMER_BARS} bars of valid pieces instead")
+    parser.add_argument("--model-path", type=Path, default=None,
+                        help="measure this model against the named collection instead of "
+                             "saved_models/NAME (e.g. a style model)")
+    parser.add_argument("--style", default=None,
+                        help="with --model-path: the style (or NAME=W,... blend) to compose in")
+    parser.add_argument("--label", default=None,
+                        help="added to the results' names: against-collection-NAME-LABEL-DATE.json")
     parser.add_argument("--card", action="store_true",
                         help="print each model's card table from its newest recorded result "
                              "(nothing is composed)")
@@ -219,12 +236,16 @@ def main():
             if path:
                 print(card_table(json.loads(path.read_text())) + "\n")
         return
+    if args.style and not args.model_path:
+        sys.exit("--style goes with --model-path (a style model)")
+    MODEL.update(path=args.model_path, style=args.style)
     date = datetime.date.today().isoformat()
     results = []
     with tempfile.TemporaryDirectory(prefix="against-collection-") as scratch:
         for name in args.models:
             result = measure(name, Path(scratch), args.continuation)
-            kind = "-continuation" if args.continuation else ""
+            kind = ("-continuation" if args.continuation else "") + (
+                f"-{args.label}" if args.label else "")
             out = args.results / f"against-collection-{name}{kind}-{date}.json"
             out.write_text(json.dumps(result, indent=2) + "\n")
             results.append(result)
