@@ -195,3 +195,21 @@ def test_search_ranks_the_settings_against_a_collection(own):
     assert "| 1 | 1 | no | x1.00 |" in calibration.table(rows)
     with pytest.raises(UserError, match="no pieces"):
         calibration.search(plain, [], grid)
+
+
+def test_a_run_config_can_give_the_model_its_own_controls(tmp_path):
+    """`{"model": {"sampling": {...}}}` in a run's config reaches the trained model
+    (and TensorBoard's hparams, which take only scalars, record it)."""
+    from biax_keras import data, train
+
+    steps = [[[48 + (t % 5)]] * 1 for t in range(40)]
+    pieces = [[step[0] for step in steps]] * 4
+    (tmp_path / "tiny.json").write_text(json.dumps({"train": pieces, "valid": pieces[:1]}))
+    data.prepare(str(tmp_path / "tiny.json"), str(tmp_path / "data"), steps_per_quarter=1,
+                 lowest_pitch=48, num_notes=12, workers=1)
+    config = {"model": {"time_units": [4], "note_units": [4], "sampling": {"temperature": 1.3}},
+              "train": {"epochs": 1, "batch_size": 2, "window": 8, "steps_per_epoch": 1,
+                        "image_every": 0, "sample_every": 0}}
+    report = train.train(tmp_path / "data", tmp_path / "run", config, verbose=0)
+    assert biax_keras.model_config(report["model"]).sampling == {"temperature": 1.3}
+    assert list((tmp_path / "run" / "logs").rglob("*.v2"))  # the hparams were written

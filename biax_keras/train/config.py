@@ -229,6 +229,8 @@ def config_to_dict(model_config, train_config):
 
 
 def _hparam_value(value):
+    if isinstance(value, dict):  # a model's own sampling controls
+        return ",".join(f"{k}={v}" for k, v in sorted(value.items())) or "none"
     if isinstance(value, (list, tuple)):
         return ",".join(str(v) for v in value)
     if value is None:
