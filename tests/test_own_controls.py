@@ -80,6 +80,7 @@ def test_a_model_without_own_controls_composes_as_before(own):
     assert loaded.config.sampling == OWN
 
 
+@pytest.mark.slow
 def test_biax_generate_uses_them_and_a_flag_wins(own, tmp_path, capsys):
     _, _, folder = own
     model = str(folder / "own.keras")
@@ -197,6 +198,7 @@ def test_search_ranks_the_settings_against_a_collection(own):
         calibration.search(plain, [], grid)
 
 
+@pytest.mark.slow
 def test_a_run_config_can_give_the_model_its_own_controls(tmp_path):
     """`{"model": {"sampling": {...}}}` in a run's config reaches the trained model
     (and TensorBoard's hparams, which take only scalars, record it)."""

@@ -108,6 +108,7 @@ def test_a_style_the_model_does_not_know_is_one_line(two_styles, tmp_path, capsy
     assert styles.parse("low=3,high=1", ("low", "high")) == {"low": 0.75, "high": 0.25}
 
 
+@pytest.mark.slow
 def test_biax_generate_composes_in_a_style(two_styles, tmp_path, capsys):
     folder, _, _, _ = two_styles
     assert cli.main(["generate", "--model", str(folder / "run"), "--out",
@@ -140,6 +141,7 @@ def test_the_export_takes_style_weights(two_styles, tmp_path):
                                   biax_keras.generate(model, 16, seed=4, style="low"))
 
 
+@pytest.mark.slow
 def test_fine_tuning_on_one_dataset_keeps_the_styles(two_styles):
     folder, low, _, _ = two_styles
     report = train.train(low, folder / "tuned", {**CONFIG, "train": {**CONFIG["train"],
@@ -231,3 +233,23 @@ def test_each_collection_counts_alike_in_validation(two_styles, tmp_path):
             windows[k] += (which == k).sum()
     assert windows[1] == 3 * windows[0]
     assert totals[0] == pytest.approx(totals[1]) and totals.sum() == pytest.approx(windows.sum())
+
+
+def test_the_staged_style_model_is_what_benchmarks_says():
+    """training/stages/styles/: the checkpoint a later sitting goes on from, and the
+    stretches BENCHMARKS.md lists, each from its own history."""
+    import csv
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    stage = root / "training" / "stages" / "styles"
+    config = biax_keras.model_config(stage / "best.keras")
+    assert config.styles == ("jsb_chorales", "musedata", "nottingham", "piano_midi_de")
+    section = (root / "BENCHMARKS.md").read_text().split("## One model, four styles")[1]
+    for n in (1, 2):
+        rows = list(csv.DictReader(open(stage / f"stretch-{n}-history.csv")))
+        seconds = sum(float(r["seconds"]) for r in csv.DictReader(
+            open(stage / f"stretch-{n}-epoch_times.csv")))
+        best = min(rows, key=lambda r: float(r["val_frame_nll"]))
+        assert (f"| {len(rows)} x " in section and f"| {seconds:,.0f} s | "
+                f"{float(best['val_frame_nll']):.3f} (epoch {int(best['epoch']) + 1}) |" in section)
