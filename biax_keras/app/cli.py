@@ -555,8 +555,9 @@ def _run_generate(args):
             wav = f" and {piece['wav']}" if piece.get("wav") else ""
             style = ""
             if result.get("style"):
-                style = " in " + " + ".join(
-                    name if w == 1 else f"{name} {w:.2g}" for name, w in result["style"].items())
+                from biax_keras.generation.styles import words
+
+                style = " in " + words(result["style"])
             print(f"wrote {piece['midi']}{wav}: {result['seconds']:.1f} s at {result['bpm']:g} bpm, "
                   f"{piece['notes']} notes{style}")
     return result

@@ -386,8 +386,8 @@ def scoring_style(config, source, style=None):
     """
     from biax_keras.generation.styles import style_weights
 
-    if not config.styles or style is not None:
-        return style_weights(config, style) if config.styles or style is not None else None
+    if style is not None or not config.styles:
+        return None if style is None else style_weights(config, style)
     if os.path.isdir(source) and os.path.isfile(os.path.join(source, "meta.json")):
         from biax_keras import data
 
@@ -491,8 +491,9 @@ def format_scores(result):
         lines.append(f"  articulate   {result['articulate_nll']:.4f}")
     lines.append(f"frame accuracy {result['accuracy']:.4f}")
     if result.get("style"):
-        lines.append("in style       " + " + ".join(
-            name if w == 1 else f"{name} {w:.2g}" for name, w in result["style"].items()))
+        from biax_keras.generation.styles import words
+
+        lines.append("in style       " + words(result["style"]))
     if "per_piece" in result:
         lines.append("frame NLL   steps  accuracy  piece")
         lines += [f"{one['frame_nll']:9.4f} {one['steps']:7d} {one['accuracy']:9.4f}  {one['piece']}"

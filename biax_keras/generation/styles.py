@@ -80,7 +80,9 @@ def describe(config, weights):
     """`"piano_midi_de 0.7 + jsb_chorales 0.3"`: the style of a piece, as a title says it."""
     if not config.styles:
         return ""
-    parts = [(name, float(w)) for name, w in zip(config.styles, weights) if w > 0]
-    if len(parts) == 1:
-        return parts[0][0]
-    return " + ".join(f"{name} {w:.2g}" for name, w in parts)
+    return words({name: float(w) for name, w in zip(config.styles, weights) if w > 0})
+
+
+def words(blend):
+    """`{style: weight}` in words: `"piano_midi_de"`, or `"piano_midi_de 0.7 + jsb_chorales 0.3"`."""
+    return " + ".join(name if w == 1 else f"{name} {w:.2g}" for name, w in blend.items())

@@ -10,7 +10,7 @@ import json
 import typing
 
 from biax_keras.errors import UserError
-from biax_keras.style_names import check_style_name, style_name_of  # noqa: F401
+from biax_keras.style_names import check_style_name
 
 
 class ConfigSection:

@@ -292,7 +292,8 @@ def plan_run(data_dir, run_dir, config=None, overrides=None, init=None, overwrit
 
 
 def _check_same_grid(data_dirs, metas):
-    """Datasets trained on together share a note range, resolution and play-only flag."""
+    """Datasets trained on together share a note range and resolution (not articulation:
+    one without it makes the model play-only)."""
     keys = ("steps_per_quarter", "lowest_pitch", "num_notes")
     first = {key: metas[0].get(key) for key in keys}
     for directory, meta in zip(data_dirs[1:], metas[1:]):
