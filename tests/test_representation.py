@@ -341,3 +341,25 @@ def test_notes_never_ended_are_named_as_the_cause(tmp_path):
     path.write_bytes(unended_midi_bytes())
     with pytest.raises(rep.UnendedNotesError, match="no note is ever ended"):
         rep.midi_to_roll(str(path))
+
+
+def test_ctrl_c_while_parsing_stops_the_run_not_skips_the_file(tmp_path, monkeypatch):
+    # note_seq wraps whatever its parser raises, KeyboardInterrupt included, in
+    # MIDIConversionError: read as a bad file, a Ctrl-C (or SIGTERM) would be
+    # swallowed and `biax prepare` would read on to the end.
+    import pretty_midi
+
+    from biax_keras.data.readers import _read_task
+
+    class Interrupted(pretty_midi.PrettyMIDI):
+        def __init__(self, *args, **kwargs):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(pretty_midi, "PrettyMIDI", Interrupted)
+    path = tmp_path / "piece.mid"
+    path.write_bytes(midi_bytes([(60, 0, 2), (64, 2, 4)]))
+    with pytest.raises(KeyboardInterrupt):
+        rep.read_midi(str(path), 4)
+    settings = (4, rep.DEFAULT_LOWEST_PITCH, rep.DEFAULT_NUM_NOTES, rep.DEFAULT_MAX_STEPS)
+    with pytest.raises(KeyboardInterrupt):
+        _read_task((0, "piece", "midi", str(path)), settings)

@@ -665,6 +665,11 @@ def read_midi(source, steps_per_quarter=DEFAULT_STEPS_PER_QUARTER, *, max_steps=
         try:
             sequence = note_seq.midi_to_note_sequence(data)
         except note_seq.MIDIConversionError as e:
+            # note_seq turns every exception of its parser into this one, a
+            # Ctrl-C (or the SIGTERM `biax` treats as one) included: that is
+            # the user stopping the run, not a bad file to skip.
+            if isinstance(e.__context__, KeyboardInterrupt):
+                raise e.__context__ from None
             raise MidiReadError(f"unreadable MIDI ({e})") from None
     if not any(not note.is_drum for note in sequence.notes):
         # The file has note-ons (checked above), but a note lasts from its
