@@ -27,7 +27,7 @@ def main():
         sys.exit(f"one of {', '.join(FILES)}")
     sys.path.insert(0, str(ROOT))
     import biax_keras
-    from biax_keras.generation.controls import SamplingControls
+    from biax_keras.sampling_controls import SamplingControls
     from biax_keras.music import jsb, statistics
 
     model = biax_keras.load_model(ROOT / "saved_models" / name)

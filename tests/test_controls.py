@@ -11,8 +11,8 @@ import pytest
 import biax_keras
 from biax_keras.app import cli, studio
 from biax_keras.errors import UserError
-from biax_keras.generation import controls as controls_lib
-from biax_keras.generation.controls import SamplingControls, control
+from biax_keras import sampling_controls as controls_lib
+from biax_keras.sampling_controls import SamplingControls, control
 from biax_keras.generation.export import export_model
 from biax_keras.music import representation
 from biax_keras.nn.model import BiaxialConfig, build_model

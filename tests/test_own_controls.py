@@ -13,7 +13,7 @@ import biax_keras
 from biax_keras.app import cli, studio
 from biax_keras.errors import UserError
 from biax_keras.generation import calibration
-from biax_keras.generation.controls import SamplingControls
+from biax_keras.sampling_controls import SamplingControls
 from biax_keras.generation.export import export_model
 from biax_keras.music import statistics
 from biax_keras.nn.model import BiaxialConfig, build_model

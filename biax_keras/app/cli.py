@@ -477,7 +477,7 @@ def _check_output_folder(path, flag):
 
 
 def _add_generate(subparsers):
-    from biax_keras.generation.controls import SamplingControls
+    from biax_keras.sampling_controls import SamplingControls
 
     p = subparsers.add_parser(
         "generate",
@@ -529,7 +529,7 @@ def _add_generate(subparsers):
 
 def _check_generate(args):
     from biax_keras.generation import compose
-    from biax_keras.generation.controls import SamplingControls
+    from biax_keras.sampling_controls import SamplingControls
 
     biax_keras.model_file(args.model)
     _check_output_folder(compose.output_paths(args.out, args.num_samples)[0], "--out")

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 from biax_keras.errors import UserError
-from biax_keras.generation.controls import SamplingControls
+from biax_keras.sampling_controls import SamplingControls
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ import zipfile
 import numpy as np
 
 from biax_keras.errors import UserError
-from biax_keras.generation.controls import SamplingControls
+from biax_keras.sampling_controls import SamplingControls
 from biax_keras.music import statistics
 
 TEMPERATURES, CONSERVATIVITIES, ADAPTIVE = (1.0, 1.1, 1.2, 1.3), (1.0, 0.9, 0.8), (False, True)

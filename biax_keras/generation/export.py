@@ -57,7 +57,7 @@ import numpy as np
 
 from biax_keras.errors import UserError
 from biax_keras.files import umask
-from biax_keras.generation.controls import VERSION, SamplingControls
+from biax_keras.sampling_controls import VERSION, SamplingControls
 
 CONFIG_FILE = os.path.join("assets.extra", "biax_keras.json")
 EXPORT_FORMAT = "biax_keras.saved_model"

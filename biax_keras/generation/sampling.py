@@ -56,7 +56,7 @@ import weakref
 import numpy as np
 
 from biax_keras.errors import UserError
-from biax_keras.generation.controls import SamplingControls
+from biax_keras.sampling_controls import SamplingControls
 from biax_keras.music import representation
 
 # Adaptive conservativity (see the module docstring). Fewer than two sounding

@@ -10,6 +10,7 @@ import json
 import typing
 
 from biax_keras.errors import UserError
+from biax_keras.sampling_controls import SamplingControls
 from biax_keras.style_names import check_style_name
 
 
@@ -125,15 +126,11 @@ class BiaxialConfig(ConfigSection):
         if self.style_units <= 0:
             raise UserError(f"style_units must be positive, got {self.style_units!r}")
         if self.sampling is not None:
-            from biax_keras.generation.controls import SamplingControls
-
             SamplingControls.check_partial(self.sampling, "the model config's 'sampling'")
             object.__setattr__(self, "sampling", dict(self.sampling))
 
     def sampling_controls(self, **overrides):
         """The model's own `SamplingControls`, with `overrides` (those not None) on top."""
-        from biax_keras.generation.controls import SamplingControls
-
         given = {name: value for name, value in overrides.items() if value is not None}
         return SamplingControls(**{**(self.sampling or {}), **given})
 
