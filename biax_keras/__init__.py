@@ -249,7 +249,7 @@ def _check_keras_archive(path):
                         f"this one is not: damaged, cut short, or another kind of file)")
 
 
-def _load_keras_file(path):
+def _load_keras_file(path, compile=False):
     import zipfile
 
     import keras
@@ -259,7 +259,7 @@ def _load_keras_file(path):
 
     _check_keras_archive(path)
     try:
-        model = keras.saving.load_model(path, safe_mode=True, compile=False)
+        model = keras.saving.load_model(path, safe_mode=True, compile=compile)
     except (OSError, ValueError, TypeError, KeyError, zipfile.BadZipFile) as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"{path} cannot be loaded as a Keras model ({reason[:200]})") from None

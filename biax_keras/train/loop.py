@@ -288,7 +288,7 @@ def plan_run(data_dir, run_dir, config=None, overrides=None, init=None, overwrit
                    _workers(strategy) if strategy is not None else 1, meta, model_config,
                    train_config, None if init_model is None else init_model.get_weights(),
                    initial_epoch, replace, steps_per_epoch,
-                   _optimizer_state(init) if init and initial_epoch == 0 else None)
+                   _optimizer_state(init_model) if init and initial_epoch == 0 else None)
 
 
 def _check_same_grid(data_dirs, metas):
@@ -480,8 +480,8 @@ def _finish(plan, model, history, started):
     }
 
 
-def _optimizer_state(path):
-    """The optimizer state an `--init` file holds, `{variable path: array}`, or None.
+def _optimizer_state(loaded):
+    """The optimizer state of an `--init` model, `{variable path: array}`, or None.
 
     A checkpoint (`checkpoints/best.keras`, or a staged copy of one) keeps
     Adam's moments, the averaged weights and the step count: a run that goes
@@ -489,16 +489,6 @@ def _optimizer_state(path):
     file saved without its optimizer (the shipped models) has none. The
     learning rate is left out: it is the new run's to set.
     """
-    import warnings
-
-    import keras
-
-    try:
-        with warnings.catch_warnings():  # an optimizer saved before it was built: said below
-            warnings.simplefilter("ignore")
-            loaded = keras.saving.load_model(str(path), safe_mode=True, compile=True)
-    except Exception:  # weights-only files, or an optimizer this Keras cannot rebuild
-        return None
     optimizer = getattr(loaded, "optimizer", None)
     if optimizer is None or not optimizer.variables or int(optimizer.iterations) == 0:
         return None
@@ -529,14 +519,24 @@ def _restore_optimizer(model, state):
 
 
 def _load_init(path):
-    """The model to start from, checked as `biax_keras.load_model` checks a .keras file."""
+    """The model to start from, with its optimizer where the file keeps one, read once.
+
+    Checked as `biax_keras.load_model` checks a .keras file.
+    """
+    import warnings
+
     import biax_keras
 
     path = Path(path)
     if not path.is_file():
         raise UserError(f"--init {path} does not exist (give a .keras file written by biax train)")
     try:
-        # Only the weights are wanted: the run compiles its own optimizer.
+        with warnings.catch_warnings():  # an optimizer saved before it was built: no state
+            warnings.simplefilter("ignore")
+            return biax_keras._load_keras_file(str(path), compile=True)
+    except UserError:
+        pass  # an optimizer this Keras cannot rebuild: the weights alone, or the one-line error
+    try:
         return biax_keras._load_keras_file(str(path))
     except UserError as e:
         raise UserError(f"--init {e}") from None
