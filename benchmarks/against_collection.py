@@ -21,7 +21,9 @@ benchmarks/results/against-collection-NAME-continuation-DATE.json.
 
 With --model-path PATH --style STYLE --label LABEL, another model (a style
 model, in one of its styles or a blend) is measured against collection NAME
-the same way: against-collection-NAME-LABEL-DATE.json.
+the same way: against-collection-NAME-LABEL-DATE.json. A model on a finer
+grid than the collection's file (the style model's JSB chorales, at eighth
+notes) is compared with the file's pieces on its grid, each step repeated.
 """
 
 import argparse
@@ -117,6 +119,37 @@ def compose(name, generated, continuation):
             *style)
 
 
+def reference_on_grid(name, scratch):
+    """The collection's JSON file, and its steps per quarter, on the model's time grid.
+
+    A model on a finer grid than the file (the style model composes the JSB
+    chorales at eighth notes) is compared with the file's pieces written on
+    that grid, each step repeated, as it learned them
+    (training/jsb_at_eighths.py): read at the file's own grid, the model's
+    off-beat onsets would be snapped away and never counted.
+    """
+    import biax_keras
+
+    reference, steps_per_quarter = REFERENCES[name]
+    source = Path(os.environ.get("DATA_DIR", SHARED)) / reference
+    model_grid = biax_keras.model_config(MODEL.get("path") or ROOT / "saved_models" / name) \
+        .steps_per_quarter
+    if model_grid == steps_per_quarter:
+        return source, steps_per_quarter
+    if model_grid % steps_per_quarter:
+        sys.exit(f"{name}: the model's grid ({model_grid} steps per quarter) is not a multiple "
+                 f"of the collection's ({steps_per_quarter})")
+    repeat = model_grid // steps_per_quarter
+    with open(source) as f:
+        splits = json.load(f)
+    scratch.mkdir(parents=True, exist_ok=True)
+    path = scratch / f"reference-{model_grid}-per-quarter.json"
+    path.write_text(json.dumps({split: [[step for step in piece for _ in range(repeat)]
+                                        for piece in pieces]
+                                for split, pieces in splits.items()}))
+    return path, model_grid
+
+
 def measure(name, scratch, continuation=False):
     reference, steps_per_quarter = REFERENCES[name]
     generated = scratch / name / "generated"
@@ -126,7 +159,7 @@ def measure(name, scratch, continuation=False):
         reference_path = bach_reference(Path(scratch / name / "reference"))
         flags = ["--steps-per-quarter", steps_per_quarter]
     else:
-        reference_path = Path(os.environ.get("DATA_DIR", SHARED)) / reference
+        reference_path, steps_per_quarter = reference_on_grid(name, scratch / name)
         flags = ["--reference-split", "valid", "--steps-per-quarter", steps_per_quarter]
     result = json.loads(run("evaluate", "--generated", generated, "--reference", reference_path,
                             *flags, "--json"))

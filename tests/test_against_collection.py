@@ -85,3 +85,30 @@ def test_continuations_keep_the_collections_density(tmp_path):
     assert result["settings"]["continuation_of_bars"] == 8
     recorded = json.loads(newest("against-collection-jsb_chorales-continuation").read_text())
     assert within == recorded["comparison"]["against_collection"]
+
+
+def test_a_model_on_a_finer_grid_is_compared_on_its_grid(tmp_path, monkeypatch):
+    """The style model composes the chorales at eighth notes: its reference is the
+    quarter-note file with each step written twice, as it learned them."""
+    import types
+
+    import biax_keras
+    from benchmarks import against_collection
+
+    (tmp_path / "jsb").mkdir()
+    quarters = {"valid": [[[60, 64], [62], []]], "train": [[[60]]]}
+    (tmp_path / "jsb" / "jsb-chorales-quarter.json").write_text(json.dumps(quarters))
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    grids = {}
+    monkeypatch.setattr(biax_keras, "model_config",
+                        lambda path: types.SimpleNamespace(steps_per_quarter=grids["model"]))
+    grids["model"] = 1
+    assert against_collection.reference_on_grid("jsb_chorales", tmp_path / "a") == (
+        tmp_path / "jsb" / "jsb-chorales-quarter.json", 1)
+    grids["model"] = 2
+    path, steps_per_quarter = against_collection.reference_on_grid("jsb_chorales", tmp_path / "b")
+    assert steps_per_quarter == 2
+    assert json.loads(path.read_text())["valid"] == [[[60, 64], [60, 64], [62], [62], [], []]]
+    grids["model"] = 3
+    with pytest.raises(SystemExit, match="not a multiple"):
+        against_collection.reference_on_grid("musedata", tmp_path / "c")
