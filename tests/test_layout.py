@@ -55,3 +55,11 @@ def test_the_plain_modules_import_no_stage():
 def test_every_folder_of_the_package_is_a_stage_named_here():
     folders = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
     assert folders == set(ALLOWED)
+
+
+def test_the_controls_old_path_imports_the_same_objects():
+    from biax_keras import sampling_controls
+    from biax_keras.generation import controls
+
+    assert controls.SamplingControls is sampling_controls.SamplingControls
+    assert controls.VERSION == sampling_controls.VERSION

@@ -363,3 +363,35 @@ def test_ctrl_c_while_parsing_stops_the_run_not_skips_the_file(tmp_path, monkeyp
     settings = (4, rep.DEFAULT_LOWEST_PITCH, rep.DEFAULT_NUM_NOTES, rep.DEFAULT_MAX_STEPS)
     with pytest.raises(KeyboardInterrupt):
         _read_task((0, "piece", "midi", str(path)), settings)
+
+
+@pytest.mark.parametrize("raised, reason", [("timeout", "took longer than 5 s to read"),
+                                            ("memory", "ran out of memory while reading it")])
+def test_a_readers_limits_are_not_taken_for_a_bad_file(tmp_path, monkeypatch, raised, reason):
+    # A file's time limit or memory running out, raised inside mido's or note_seq's
+    # catch-all handlers, is said as such, not as "corrupt" or "unreadable MIDI".
+    import mido
+    import pretty_midi
+
+    from biax_keras.data import readers
+
+    error = readers._FileTimeout if raised == "timeout" else MemoryError
+    monkeypatch.setattr(readers, "_worker_timeout_s", 5)
+    path = tmp_path / "piece.mid"
+    path.write_bytes(midi_bytes([(60, 0, 2), (64, 2, 4)]))
+    settings = (4, rep.DEFAULT_LOWEST_PITCH, rep.DEFAULT_NUM_NOTES, rep.DEFAULT_MAX_STEPS)
+
+    class Parser(pretty_midi.PrettyMIDI):
+        def __init__(self, *args, **kwargs):
+            raise error()
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pretty_midi, "PrettyMIDI", Parser)
+        assert readers._read_task((0, "piece", "midi", str(path)), settings)[2] == reason
+
+    def corrupt(*args, **kwargs):
+        raise error()
+
+    with monkeypatch.context() as patch:
+        patch.setattr(mido, "MidiFile", corrupt)
+        assert readers._read_task((0, "piece", "midi", str(path)), settings)[2] == reason

@@ -350,6 +350,35 @@ def test_init_starts_from_a_trained_model(prepared, tmp_path):
                     init=tmp_path / "start.keras")
 
 
+def test_init_whose_compile_cannot_be_rebuilt_still_gives_its_weights(tmp_path, monkeypatch):
+    """`--init` reads its file once, compiled for the optimizer's state; where Keras cannot
+    rebuild the compile (any error), the weights alone are used."""
+    import biax_keras
+    from biax_keras.nn.model import BiaxialConfig, build_model
+    from biax_keras.train import loop
+
+    start = build_model(BiaxialConfig(time_units=(5,), note_units=(3,)))
+    start.save(tmp_path / "start.keras")
+    load = biax_keras._load_keras_file
+    calls = []
+
+    def compile_breaks(path, compile=False):
+        calls.append(compile)
+        if compile:
+            raise RuntimeError("an optimizer this Keras cannot rebuild")
+        return load(path, compile=compile)
+
+    monkeypatch.setattr(biax_keras, "_load_keras_file", compile_breaks)
+    model = loop._load_init(tmp_path / "start.keras")
+    assert calls == [True, False] and loop._optimizer_state(model) is None
+    for got, want in zip(model.get_weights(), start.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)
+    monkeypatch.setattr(biax_keras, "_load_keras_file", load)
+    (tmp_path / "junk.keras").write_bytes(b"not a zip")
+    with pytest.raises(UserError, match=r"^--init .*junk.keras"):
+        loop._load_init(tmp_path / "junk.keras")
+
+
 @pytest.mark.slow
 def test_init_from_a_checkpoint_goes_on_with_its_optimizer(prepared, tmp_path):
     """A run continued elsewhere from a checkpoint (--init RUN/checkpoints/best.keras) keeps

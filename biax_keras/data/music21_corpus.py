@@ -65,6 +65,8 @@ def _music21_play_order(part, measures):
     try:
         expanded = part.expandRepeats()
         return [index_of[id(m.derivation.rootDerivation)] for m in expanded.getElementsByClass("Measure")]
+    except MemoryError:
+        raise  # the reader's memory bound: the file is skipped as too large
     except Exception as e:  # music21 raises its own kinds for odd repeat marks
         log.info("repeats not expanded (%s: %s)", type(e).__name__, e)
         return list(range(len(measures)))

@@ -27,8 +27,10 @@ _CHUNK_SIZE = 8
 _worker_timeout_s = None  # set in worker processes only
 
 
-class _FileTimeout(Exception):
-    pass
+class _FileTimeout(BaseException):
+    """A file's time is up. Not an `Exception`: the parsers' own broad handlers
+    (mido's corrupt-data catch-all, music21's repeat expansion) must not take it
+    for one of their errors and read on without a limit."""
 
 
 def _on_alarm(signum, frame):

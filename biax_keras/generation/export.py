@@ -20,8 +20,8 @@ Signatures (all inputs required, as TF Serving wants; N is the model's
   conservativity float32, adaptive bool, min_pitch int32, max_pitch int32) ->
   {"roll": (K, steps, N, 2) uint8}`: new music in 4/4 (the default of
   `biax_keras.generate`). The inputs after `num_samples` are the fields of
-  `controls.SamplingControls`, checked in the graph as they are in Python.
-  The export records the version of its control set (`controls.VERSION`):
+  `sampling_controls.SamplingControls`, checked in the graph as they are in Python.
+  The export records the version of its control set (`sampling_controls.VERSION`):
   a SavedModel written before `min_pitch` and `max_pitch` existed (version
   1) has the controls before them, and `biax_keras.load_model` composes with
   it as before.

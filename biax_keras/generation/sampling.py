@@ -28,7 +28,7 @@ sound, `c <- max(min(c, c0) - ADAPTIVE_DECREMENT, ADAPTIVE_FLOOR)`; after a
 step with enough notes, `c <- c + ADAPTIVE_RELAX * (c0 - c)`, so it returns
 towards the requested conservativity `c0` once music plays. `min_pitch` and
 `max_pitch` confine the new notes to a range of MIDI pitches. These controls
-travel together as one `SamplingControls` (`controls.py`, where each is
+travel together as one `SamplingControls` (`biax_keras/sampling_controls.py`, where each is
 defined once), from `biax generate` to the compiled sampler and into the
 exported signatures.
 

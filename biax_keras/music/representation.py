@@ -601,6 +601,8 @@ def _checked_midi_bytes(data, steps_per_quarter, max_steps):
         midi = mido.MidiFile(file=io.BytesIO(data))
     except EOFError:
         raise MidiReadError("truncated MIDI file (it ends in the middle of a chunk)") from None
+    except MemoryError:
+        raise  # the reader's memory bound, not the file's corruption
     except Exception as e:  # mido raises many kinds on corrupt data
         raise MidiReadError(f"corrupt MIDI file ({type(e).__name__}: {e})") from None
     ppq = midi.ticks_per_beat
@@ -665,11 +667,14 @@ def read_midi(source, steps_per_quarter=DEFAULT_STEPS_PER_QUARTER, *, max_steps=
         try:
             sequence = note_seq.midi_to_note_sequence(data)
         except note_seq.MIDIConversionError as e:
-            # note_seq turns every exception of its parser into this one, a
-            # Ctrl-C (or the SIGTERM `biax` treats as one) included: that is
-            # the user stopping the run, not a bad file to skip.
-            if isinstance(e.__context__, KeyboardInterrupt):
-                raise e.__context__ from None
+            # note_seq turns everything its parser raises into this one: a
+            # Ctrl-C (or the SIGTERM `biax` treats as one), a reader's time
+            # limit or running out of memory included. Those are not a bad
+            # file's fault; they go on as they were raised.
+            cause = e.__context__
+            if cause is not None and (not isinstance(cause, Exception)
+                                      or isinstance(cause, MemoryError)):
+                raise cause from None
             raise MidiReadError(f"unreadable MIDI ({e})") from None
     if not any(not note.is_drum for note in sequence.notes):
         # The file has note-ons (checked above), but a note lasts from its

@@ -532,10 +532,10 @@ def _load_init(path):
         raise UserError(f"--init {path} does not exist (give a .keras file written by biax train)")
     try:
         with warnings.catch_warnings():  # an optimizer saved before it was built: no state
-            warnings.simplefilter("ignore")
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
             return biax_keras._load_keras_file(str(path), compile=True)
-    except UserError:
-        pass  # an optimizer this Keras cannot rebuild: the weights alone, or the one-line error
+    except Exception:
+        pass  # a compile this Keras cannot rebuild: the weights alone, or the one-line error
     try:
         return biax_keras._load_keras_file(str(path))
     except UserError as e:
