@@ -143,7 +143,8 @@ def reference_on_grid(name, scratch):
     with open(source) as f:
         splits = json.load(f)
     scratch.mkdir(parents=True, exist_ok=True)
-    path = scratch / f"reference-{model_grid}-per-quarter.json"
+    # A name that states no resolution: the one given by --steps-per-quarter holds.
+    path = scratch / "reference-on-the-model-grid.json"
     path.write_text(json.dumps({split: [[step for step in piece for _ in range(repeat)]
                                         for piece in pieces]
                                 for split, pieces in splits.items()}))
