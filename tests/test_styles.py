@@ -255,3 +255,34 @@ def test_the_staged_style_model_is_what_benchmarks_says():
         best = min(rows, key=lambda r: float(r["val_frame_nll"]))
         assert (f"| {len(rows)} x " in section and f"| {seconds:,.0f} s | "
                 f"{float(best['val_frame_nll']):.3f} (epoch {int(best['epoch']) + 1}) |" in section)
+
+
+def test_a_style_model_fixed_in_one_style_is_a_plain_model_with_the_same_maths(tmp_path):
+    """`styles.in_one_style`: the style's term folded into the first time-axis LSTM's bias;
+    the result has no styles, scores as the style model does in that style (or blend),
+    and saves and loads as any model."""
+    from biax_keras.generation import styles as styles_lib
+    from biax_keras.nn.model import BiaxialConfig, build_model
+
+    model = build_model(BiaxialConfig(time_units=(6, 5), note_units=(4,), styles=("low", "high"),
+                                      style_units=3, sampling={"temperature": 1.1}),
+                        compile=False)
+    rng = np.random.default_rng(0)
+    model.set_weights([w + rng.normal(0, 0.3, w.shape).astype(w.dtype)
+                       for w in model.get_weights()])
+    roll = (rng.random((2, 9, 78, 2)) < 0.1).astype("float32")
+    inputs = {"roll": roll[:, :-1], "beat": np.tile(np.arange(8) % 16, (2, 1)).astype("int32"),
+              "target": roll[:, 1:]}
+    for spec, weights in (("high", [0.0, 1.0]), ("low=0.3,high=0.7", [0.3, 0.7])):
+        plain = styles_lib.in_one_style(model, spec)
+        assert plain.config.styles is None and plain.config.sampling == {"temperature": 1.1}
+        want = model({**inputs, "style": np.tile(np.float32(weights), (2, 1))})
+        np.testing.assert_allclose(plain(inputs), want, atol=1e-5)
+        # Another style gives other probabilities: the style is in the bias.
+        other = model({**inputs, "style": np.tile(np.float32([1.0, 0.0]), (2, 1))})
+        assert np.abs(np.asarray(other) - np.asarray(want)).max() > 1e-3
+    plain.save(tmp_path / "plain.keras")
+    loaded = biax_keras.load_model(tmp_path / "plain.keras")
+    np.testing.assert_allclose(loaded(inputs), plain(inputs), atol=1e-6)
+    with pytest.raises(UserError, match="no styles"):
+        styles_lib.in_one_style(plain, "high")

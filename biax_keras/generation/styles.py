@@ -86,3 +86,50 @@ def describe(config, weights):
 def words(blend):
     """`{style: weight}` in words: `"piano_midi_de"`, or `"piano_midi_de 0.7 + jsb_chorales 0.3"`."""
     return " + ".join(name if w == 1 else f"{name} {w:.2g}" for name, w in blend.items())
+
+
+def in_one_style(model, spec):
+    """A style model fixed in one style (or blend): a model without styles, the same maths.
+
+    The style mix enters the network only through the first time-axis LSTM,
+    as extra inputs beside each note's features, the same at every note and
+    step, so for fixed weights it is a constant term of that LSTM's gate
+    pre-activations: `mix @ kernel[F:]` moves into its bias and the style's
+    rows leave its kernel. The result scores and composes as the style model
+    does in that style (to float rounding), and loads, scores and exports as
+    any model trained on one collection: every tool that takes a model, and
+    a file of data named anything, without `--style`.
+
+    Args:
+        model: a `BiaxialModel` with styles.
+        spec: see `parse`: `"piano_midi_de"` or `"a=0.7,b=0.3"`.
+
+    Returns:
+        A new `BiaxialModel` whose config has no styles (its `sampling`, if
+        any, kept).
+
+    Raises:
+        UserError: a model without styles, or see `parse`.
+    """
+    import dataclasses
+
+    from biax_keras.nn import model as model_lib
+
+    config = model.config
+    if not config.styles:
+        raise UserError("this model has no styles to fix one of")
+    weights = style_weights(config, spec)
+    mix = weights @ model.style_embedding.kernel.numpy()  # (E,)
+    plain = model_lib.build_model(dataclasses.replace(config, styles=None), compile=False)
+    plain.note_features.set_weights(model.note_features.get_weights())
+    plain.note_axis.set_weights(model.note_axis.get_weights())
+    plain.head.set_weights(model.head.get_weights())
+    first, *rest = model.time_axis.lstms
+    features = plain.time_axis.lstms[0].cell.kernel.shape[0]
+    kernel, recurrent, bias = (v.numpy() for v in (first.cell.kernel, first.cell.recurrent_kernel,
+                                                   first.cell.bias))
+    plain.time_axis.lstms[0].set_weights([kernel[:features], recurrent,
+                                          bias + mix @ kernel[features:]])
+    for mine, theirs in zip(plain.time_axis.lstms[1:], rest):
+        mine.set_weights(theirs.get_weights())
+    return plain
