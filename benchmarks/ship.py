@@ -2,6 +2,7 @@
 """Copy a run's best model into saved_models/ without its optimizer's state.
 
     python benchmarks/ship.py runs/nottingham saved_models/nottingham [--overwrite]
+    python benchmarks/ship.py runs/styles saved_models/piano_midi_de --style piano_midi_de
 
 Takes RUN/model.keras when the run has finished, else its best checkpoint
 so far (RUN/checkpoints/best.keras: an unfinished run can be shipped while
@@ -12,6 +13,11 @@ training time so far (None for a run from before epoch_times.csv). An existing
 DEST/model.keras is replaced only with --overwrite; the files are written
 beside their targets and renamed, so an interrupted copy leaves the old
 model whole. The model card (DEST/MODEL_CARD.md) is the author's to write.
+
+With --style, a style model is shipped fixed in that style (or blend) as a
+model without styles, the same maths (`styles.in_one_style`): it scores
+any file, whatever its name, and composes in that style with no `--style`.
+Its config.json is the run's with the model's `styles` taken out.
 """
 
 import argparse
@@ -33,6 +39,8 @@ def main(argv=None):
     parser.add_argument("run", help="a run folder written by biax train")
     parser.add_argument("dest", help="the folder to ship to, e.g. saved_models/NAME")
     parser.add_argument("--overwrite", action="store_true", help="replace DEST/model.keras")
+    parser.add_argument("--style", default=None,
+                        help="ship a style model fixed in this style (NAME or NAME=W,...)")
     args = parser.parse_args(argv)
 
     run, dest = Path(args.run), Path(args.dest)
@@ -47,7 +55,9 @@ def main(argv=None):
     import keras
 
     import biax_keras  # noqa: F401  (registers the model's classes)
+    from biax_keras.errors import UserError
     from biax_keras.files import write_atomic
+    from biax_keras.generation import styles
     from biax_keras.train import runs
 
     # A checkpoint being rewritten by the training is read from a copy.
@@ -58,15 +68,27 @@ def main(argv=None):
             model = keras.saving.load_model(copy, compile=False, safe_mode=True)
         except Exception as e:  # noqa: BLE001 (keras raises many kinds)
             fail(f"cannot load {source}: {str(e).strip().splitlines()[0]}")
+    if args.style is not None:
+        try:
+            model = styles.in_one_style(model, args.style)
+        except UserError as e:
+            fail(f"--style: {e}")
     dest.mkdir(parents=True, exist_ok=True)
     target = dest / "model.keras"
     write_atomic(target, model.save, suffix=".keras")
     config = run / "config.json"
     if config.is_file():
-        write_atomic(dest / "config.json", lambda tmp: shutil.copyfile(config, tmp))
+        if args.style is None:
+            write_atomic(dest / "config.json", lambda tmp: shutil.copyfile(config, tmp))
+        else:
+            resolved = json.loads(config.read_text())
+            resolved["model"]["styles"] = None
+            write_atomic(dest / "config.json",
+                         lambda tmp: Path(tmp).write_text(json.dumps(resolved, indent=2) + "\n"))
     history = runs.valid_history(run)
     nll, epoch = runs.best_epoch(run)
     print(json.dumps({"source": str(source), "shipped": str(target), "finished": source == finished,
+                      "style": args.style,
                       "best_epoch": epoch, "best_windowed_val_frame_nll": nll,
                       "epochs_recorded": max(history, default=-1) + 1,
                       "training_seconds": runs.training_seconds(run),

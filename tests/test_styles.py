@@ -286,3 +286,35 @@ def test_a_style_model_fixed_in_one_style_is_a_plain_model_with_the_same_maths(t
     np.testing.assert_allclose(loaded(inputs), plain(inputs), atol=1e-6)
     with pytest.raises(UserError, match="no styles"):
         styles_lib.in_one_style(plain, "high")
+
+
+@pytest.mark.slow
+def test_ship_fixes_a_style_model_in_one_style(two_styles, tmp_path):
+    """`benchmarks/ship.py RUN DEST --style NAME`: a model without styles that scores a
+    file of any name as the style model scores it in that style."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    folder, low, high, _ = two_styles
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "ship.py"
+    done = subprocess.run([sys.executable, str(script), str(folder / "run"),
+                           str(tmp_path / "high"), "--style", "high"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["style"] == "high"
+    shipped = biax_keras.load_model(tmp_path / "high")
+    assert shipped.config.styles is None
+    assert json.loads((tmp_path / "high" / "config.json").read_text())["model"]["styles"] is None
+    renamed = tmp_path / "anything.json"
+    renamed.write_text(json.dumps({"valid": HIGH[:2]}))
+    fixed = evaluate.evaluate_model(str(tmp_path / "high"), str(renamed), "valid")
+    styled = evaluate.evaluate_model(str(folder / "run"), str(renamed), "valid", style="high")
+    assert fixed["frame_nll"] == pytest.approx(styled["frame_nll"], abs=1e-4)
+    unknown = subprocess.run([sys.executable, str(script), str(folder / "run"),
+                              str(tmp_path / "jazz"), "--style", "jazz"],
+                             capture_output=True, text=True, timeout=300)
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip().splitlines()[-1] == (
+        "ship: --style: unknown style 'jazz'; this model knows low, high")
+    assert not (tmp_path / "jazz").exists()
