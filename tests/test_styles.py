@@ -318,3 +318,16 @@ def test_ship_fixes_a_style_model_in_one_style(two_styles, tmp_path):
     assert unknown.stderr.strip().splitlines()[-1] == (
         "ship: --style: unknown style 'jazz'; this model knows low, high")
     assert not (tmp_path / "jazz").exists()
+
+
+def test_the_readme_quotes_the_style_models_newest_piano_score():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    results = sorted((root / "benchmarks" / "results").glob(
+        "styles-stretch-*-piano_midi_de-valid-*.json"),
+        key=lambda p: int(p.name.split("-")[2]))
+    newest = json.loads(results[-1].read_text())["frame_nll"]
+    quoted = re.search(r"piano style \((\d\.\d{3})\)", (root / "README.md").read_text()).group(1)
+    assert quoted == f"{newest:.3f}"
