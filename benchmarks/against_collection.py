@@ -129,6 +129,7 @@ def reference_on_grid(name, scratch):
     off-beat onsets would be snapped away and never counted.
     """
     import biax_keras
+    from biax_keras.music import jsb
 
     reference, steps_per_quarter = REFERENCES[name]
     source = Path(os.environ.get("DATA_DIR", SHARED)) / reference
@@ -145,9 +146,7 @@ def reference_on_grid(name, scratch):
     scratch.mkdir(parents=True, exist_ok=True)
     # A name that states no resolution: the one given by --steps-per-quarter holds.
     path = scratch / "reference-on-the-model-grid.json"
-    path.write_text(json.dumps({split: [[step for step in piece for _ in range(repeat)]
-                                        for piece in pieces]
-                                for split, pieces in splits.items()}))
+    path.write_text(json.dumps(jsb.on_finer_grid(splits, repeat)))
     return path, model_grid
 
 

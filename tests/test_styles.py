@@ -331,3 +331,24 @@ def test_the_readme_quotes_the_style_models_newest_piano_score():
     newest = json.loads(results[-1].read_text())["frame_nll"]
     quoted = re.search(r"piano style \((\d\.\d{3})\)", (root / "README.md").read_text()).group(1)
     assert quoted == f"{newest:.3f}"
+
+
+@pytest.mark.slow
+def test_the_chorales_written_at_eighth_notes(tmp_path):
+    """training/jsb_at_eighths.py, as benchmarks/styles.sh runs it: each step twice, and an
+    existing file kept without --overwrite."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "training" / "jsb_at_eighths.py"
+    source, out = tmp_path / "jsb-chorales-quarter.json", tmp_path / "jsb-chorales-8th.json"
+    source.write_text(json.dumps({"train": [[[60, 64], []]], "valid": [[[62]]]}))
+    done = subprocess.run([sys.executable, str(script), str(source), str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(out.read_text()) == {"train": [[[60, 64], [60, 64], [], []]],
+                                           "valid": [[[62], [62]]]}
+    again = subprocess.run([sys.executable, str(script), str(source), str(out)],
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode != 0 and "--overwrite" in again.stderr

@@ -19,6 +19,8 @@ import json
 import os
 import sys
 
+from biax_keras.music import jsb
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -30,8 +32,7 @@ def main():
         sys.exit(f"{args.out} already exists; add --overwrite to replace it")
     with open(args.source) as f:
         splits = json.load(f)
-    doubled = {split: [[step for step in piece for _ in range(2)] for piece in pieces]
-               for split, pieces in splits.items()}
+    doubled = jsb.on_finer_grid(splits, 2)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     tmp = f"{args.out}.tmp-{os.getpid()}"
     with open(tmp, "w") as f:

@@ -136,6 +136,22 @@ def is_jsb_file(path):
     return str(path).lower().endswith(SUFFIXES)
 
 
+def on_finer_grid(splits, times):
+    """The same music on a grid `times` finer: every step of every piece written `times` times.
+
+    A play-only roll holds a note over all the copies as it held it over the
+    one step, so no onset is added. The style model learns the quarter-note
+    chorales this way at eighth notes (`training/jsb_at_eighths.py`), and its
+    samples are compared with them on that grid (`benchmarks/against_collection.py`).
+
+    Args:
+        splits: `{split: [piece, ...]}`, each piece a list of steps.
+        times: a positive whole number.
+    """
+    return {split: [[step for step in piece for _ in range(times)] for piece in pieces]
+            for split, pieces in splits.items()}
+
+
 def steps_per_quarter_of_name(path):
     """The time resolution a JSB-format file's name states, or None.
 
