@@ -64,6 +64,16 @@ def test_prepare_writes_each_split_as_shards(sharded):
     assert sorted(data.piece_lengths(out, "train")) == lengths["train"]
 
 
+def test_a_pieces_shard_does_not_depend_on_where_its_folder_lies():
+    # The fixture's twelve names cover all three shards wherever pytest puts them.
+    assert sorted(records.shard_of(f"/any/where/piece{i:02d}.mid", 3) for i in range(12)) == [
+        0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 2, 2]
+    for count in (3, 8):
+        assert records.shard_of("/tmp/a/midi/piece03.mid", count) == records.shard_of(
+            "/home/b/midi/piece03.mid", count) == records.shard_of("piece03.mid", count)
+    assert records.shard_of("C:\\music\\piece03.mid", 3) == records.shard_of("piece03.mid", 3)
+
+
 def test_shard_counts_follow_the_size_or_the_flag():
     names = {f"p{i}": "train" for i in range(1100)}
     names.update({f"v{i}": "valid" for i in range(100)})

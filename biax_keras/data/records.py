@@ -90,9 +90,12 @@ def shard_name(split, index, count):
 
 
 def shard_of(name, count):
-    """The shard a piece goes to: a stable hash of its name, so that pieces from
-    one folder spread over every shard and a rerun writes the same files."""
-    return zlib.crc32(name.encode("utf-8")) % count
+    """The shard a piece goes to: a stable hash of the last part of its name
+    (the file name, or a JSON piece's index), so that pieces from one folder
+    spread over every shard and a rerun writes the same files wherever the
+    source folder lies."""
+    last = name.replace("\\", "/").rsplit("/", 1)[-1]
+    return zlib.crc32(last.encode("utf-8")) % count
 
 
 def dataset_style(directory, meta=None):
