@@ -39,6 +39,9 @@ def main():
     parser.add_argument("model", choices=sorted(FILES))
     parser.add_argument("--model-path", type=Path, default=None,
                         help="the model to calibrate (default: saved_models/MODEL)")
+    parser.add_argument("--style", default=None,
+                        help="with a style model: the style (or NAME=W,... blend) to compose "
+                             "in (default: MODEL, the collection's own style)")
     parser.add_argument("--write", action="store_true",
                         help="make the best setting the model's own defaults")
     parser.add_argument("--temperatures", default=None, metavar="T,T,...",
@@ -62,9 +65,21 @@ def main():
     model = biax_keras.load_model(path)
     config = model.config
     file, steps_per_quarter = FILES[args.model]
-    pieces, _ = jsb.rolls(SHARED / file, "valid", steps_per_quarter, config.lowest_pitch,
-                          config.num_notes)
-    reference = [roll for _, roll, _ in pieces]
+    if config.steps_per_quarter > steps_per_quarter:
+        # A model on a finer grid (the style model's JSB chorales at eighth notes)
+        # is compared with the pieces written on its grid, each step repeated.
+        from biax_keras.music import representation
+
+        times = config.steps_per_quarter // steps_per_quarter
+        valid = jsb.on_finer_grid({"valid": jsb.read(SHARED / file)["valid"]}, times)["valid"]
+        reference = [representation.pitch_sets_to_roll(
+            steps, config.steps_per_quarter, config.lowest_pitch, config.num_notes).roll
+            for steps in valid]
+    else:
+        pieces, _ = jsb.rolls(SHARED / file, "valid", steps_per_quarter, config.lowest_pitch,
+                              config.num_notes)
+        reference = [roll for _, roll, _ in pieces]
+    style = (args.style or args.model) if config.styles else None
     def numbers(text, default):
         return default if text is None else tuple(float(v) for v in text.split(","))
 
@@ -72,12 +87,13 @@ def main():
     rows = calibration.search(model, reference, calibration.grid(
         numbers(args.temperatures, calibration.TEMPERATURES),
         numbers(args.conservativities, calibration.CONSERVATIVITIES), adaptive[args.adaptive]),
-        samples=args.samples or calibration.SAMPLES)
+        samples=args.samples or calibration.SAMPLES, style=style)
     print(calibration.table(rows))
     date = datetime.date.today().isoformat()
     label = f"-{args.label}" if args.label else ""
     out = args.results / f"calibration-{args.model}{label}-{date}.json"
-    out.write_text(json.dumps({"model": args.model, "path": str(path), "rows": rows},
+    out.write_text(json.dumps({"model": args.model, "path": str(path), "style": style,
+                               "rows": rows},
                               indent=2) + "\n")
     print(f"wrote {out}", file=sys.stderr)
     if args.write:

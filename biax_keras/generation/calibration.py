@@ -94,7 +94,8 @@ def distances(generated, reference):
     return values, shares
 
 
-def search(model, reference_rolls, grid=GRID, samples=SAMPLES, steps=STEPS, seed=SEED):
+def search(model, reference_rolls, grid=GRID, samples=SAMPLES, steps=STEPS, seed=SEED,
+           style=None):
     """Every setting of `grid`, scored against the collection, best first.
 
     Args:
@@ -103,6 +104,8 @@ def search(model, reference_rolls, grid=GRID, samples=SAMPLES, steps=STEPS, seed
             model's resolution and note range.
         grid: dicts of `SamplingControls` fields.
         samples, steps, seed: the pieces composed per setting.
+        style: a style model's style or blend to compose in (`NAME` or
+            `NAME=W,...`; None: its first style).
 
     Returns:
         `[{"controls", "figures", "shares", "score", "outside", "within"}]`,
@@ -121,7 +124,7 @@ def search(model, reference_rolls, grid=GRID, samples=SAMPLES, steps=STEPS, seed
     rows = []
     for setting in grid:
         controls = SamplingControls(**setting)
-        rolls = generate_batch(model, samples, steps, seed=seed, controls=controls)
+        rolls = generate_batch(model, samples, steps, seed=seed, controls=controls, style=style)
         generated = statistics.set_statistics(list(np.asarray(rolls)), lowest)
         figures, shares = distances(generated, reference)
         score = max(shares.values())
