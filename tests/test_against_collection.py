@@ -46,8 +46,15 @@ def test_the_card_says_which_controls_the_model_composes_with(name):
     card = (ROOT / "saved_models" / name / "MODEL_CARD.md").read_text()
     section = card[card.index("## Samples against the collection"):]
     if own:
-        assert f"the model's own sampling controls, temperature {own['temperature']:g})" in section
-        assert f'"sampling": {{"temperature": {own["temperature"]:g}}}' in section
+        # The controls away from their neutral values, as the card names them.
+        changed = {key: value for key, value in own.items()
+                   if value != {"temperature": 1.0, "conservativity": 1.0,
+                                "adaptive": False}.get(key, value)}
+        words = ", ".join(f"{key} {value:g}" if not isinstance(value, bool) else key
+                          for key, value in changed.items())
+        assert f"the model's own sampling controls, {words})" in section
+        quoted = ", ".join(f'"{key}": {json.dumps(value)}' for key, value in changed.items())
+        assert f'"sampling": {{{quoted}}}' in section
     else:
         assert "own sampling controls" not in section
 

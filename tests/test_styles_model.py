@@ -173,3 +173,35 @@ def test_the_readmes_blend_command_composes(tmp_path):
                           env=QUIET)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / argv[argv.index("--out") + 1]).stat().st_size > 100
+
+
+def test_the_shipped_piano_model_is_the_staged_fine_tune_in_its_piano_style():
+    """saved_models/piano_midi_de is training/stages/styles-piano/best.keras fixed in the
+    piano style (`benchmarks/ship.py ... --style piano_midi_de`), as BENCHMARKS.md says."""
+    import numpy as np
+
+    from biax_keras.generation import styles
+
+    staged = biax_keras.load_model(ROOT / "training" / "stages" / "styles-piano" / "best.keras")
+    shipped = biax_keras.load_model(ROOT / "saved_models" / "piano_midi_de")
+    fixed = styles.in_one_style(staged, "piano_midi_de")
+    assert shipped.config.styles is None
+    assert len(fixed.get_weights()) == len(shipped.get_weights())
+    for a, b in zip(fixed.get_weights(), shipped.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_ship_reads_a_staged_folder_by_its_stretches(tmp_path):
+    from benchmarks import ship
+    from biax_keras.train import runs
+
+    assert ship.staged_stretches(tmp_path) == []  # a run folder: no best.keras here
+    (tmp_path / "best.keras").write_bytes(b"")
+    for number, times in ((1, "0,10.5\n1,20\n"), (2, "0,30\n"), (10, "0,1\n")):
+        (tmp_path / f"stretch-{number}-config.json").write_text("{}")
+        (tmp_path / f"stretch-{number}-epoch_times.csv").write_text("epoch,seconds\n" + times)
+    (tmp_path / "stretch-x-config.json").write_text("{}")
+    assert ship.staged_stretches(tmp_path) == [1, 2, 10]
+    assert ship.stretch_seconds(tmp_path, [1, 2, 10], runs) == 61.5
+    (tmp_path / "stretch-2-epoch_times.csv").unlink()
+    assert ship.stretch_seconds(tmp_path, [1, 2, 10], runs) is None
