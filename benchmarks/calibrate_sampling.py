@@ -14,9 +14,9 @@ Markdown table is printed, best first, and the results go to
 benchmarks/results/calibration-NAME[-LABEL]-DATE.json. With --write, the
 best setting (fewest figures outside their bounds, then the nearest)
 becomes the model's own defaults (`model.sampling` of its config, which
-`biax generate`, the studio and an export use), written into
-saved_models/NAME in place -- if it has fewer figures outside than the
-neutral controls (temperature 1, conservativity 1, not adaptive, which the
+`biax generate`, the studio and an export use; for a style model, the
+style's own, `model.style_sampling`), written into the model in place --
+if it has fewer figures outside than the neutral controls (temperature 1, conservativity 1, not adaptive, which the
 grid must then hold); otherwise nothing is written (exit 2).
 """
 
@@ -103,9 +103,12 @@ def main():
         if neutral and len(best["outside"]) >= len(neutral[0]["outside"]):
             sys.exit("no setting brings more figures within their bounds than the neutral "
                      "controls; the model's defaults are left as they are")
-        calibration.write_defaults(path, best["controls"])
+        if style is not None and "=" in style:
+            sys.exit("--write gives one style its controls; a blend has none of its own")
+        calibration.write_defaults(path, best["controls"], style=style)
         still = ", ".join(best["outside"]) or "none"
-        print(f"{path}: its own sampling defaults are now {best['controls']} "
+        whose = f"its {style} style's" if style else "its"
+        print(f"{path}: {whose} own sampling defaults are now {best['controls']} "
               f"(figures still outside their bounds: {still})", file=sys.stderr)
 
 

@@ -113,6 +113,32 @@ class SamplingControls:
     def defaults(cls):
         return {f.name: f.default for f in dataclasses.fields(cls)}
 
+    @classmethod
+    def mix(cls, settings, weights):
+        """One setting of controls for a blend of several, as a style model's
+        own controls for a blend of its styles (`BiaxialConfig.style_sampling`).
+
+        A control of real numbers (temperature, conservativity) is the
+        weighted mean of the settings'; any other (adaptive, the pitch range)
+        is the heaviest setting's (the first of equals).
+
+        Args:
+            settings: dicts of controls, all naming the same ones.
+            weights: a non-negative weight per setting, not all 0.
+
+        Returns:
+            dict of those controls.
+        """
+        weights = [float(w) for w in weights]
+        if len(weights) != len(settings) or min(weights, default=-1) < 0 or not sum(weights):
+            raise ValueError(f"{len(settings)} settings need as many weights, non-negative "
+                             f"and not all 0, got {weights}")
+        heaviest = settings[weights.index(max(weights))]
+        types = {f.name: f.type for f in dataclasses.fields(cls)}
+        return {name: (round(sum(w * s[name] for w, s in zip(weights, settings)) / sum(weights), 6)
+                       if types[name] is float else heaviest[name])
+                for name in heaviest}
+
     # -- the command line ----------------------------------------------------
 
     @classmethod
@@ -134,15 +160,17 @@ class SamplingControls:
                                          f"default: the model's own, else {field.default:g})")
 
     @classmethod
-    def from_arguments(cls, args, config=None):
+    def from_arguments(cls, args, config=None, style_weights=None):
         """The controls of `add_arguments`' flags: those given, on top of `config`'s own.
 
         Args:
             args: the parsed flags.
-            config: a `BiaxialConfig` whose `sampling` fills the flags not
+            config: a `BiaxialConfig` whose own controls fill the flags not
                 given (None: the neutral defaults fill them).
+            style_weights: a style model's weights of its styles, whose own
+                controls those are (`BiaxialConfig.own_sampling`).
         """
-        base = dict((config.sampling or {}) if config is not None else {})
+        base = config.own_sampling(style_weights) if config is not None else {}
         given = {name: getattr(args, name) for name in cls.names()
                  if getattr(args, name, None) is not None}
         return cls(**{**base, **given})

@@ -3,6 +3,7 @@ started from by `biax_keras.generate`, `biax generate`, the studio and an export
 overridden by what a user gives; and found by calibration against a collection."""
 
 import json
+import re
 import zipfile
 
 import numpy as np
@@ -215,3 +216,115 @@ def test_a_run_config_can_give_the_model_its_own_controls(tmp_path):
     report = train.train(tmp_path / "data", tmp_path / "run", config, verbose=0)
     assert biax_keras.model_config(report["model"]).sampling == {"temperature": 1.3}
     assert list((tmp_path / "run" / "logs").rglob("*.v2"))  # the hparams were written
+
+
+# -- a style model's own controls per style (`BiaxialConfig.style_sampling`) -----
+
+BY_STYLE = {"high": {"temperature": 2.0, "adaptive": True}}
+
+
+@pytest.fixture(scope="module")
+def by_style(tmp_path_factory):
+    """A two-style model whose style "high" has controls of its own, saved."""
+    model = _random(BiaxialConfig(**SIZES, styles=("low", "high"), style_units=3,
+                                  sampling={"temperature": 1.2}, style_sampling=BY_STYLE))
+    folder = tmp_path_factory.mktemp("by_style")
+    model.save(folder / "styles.keras")
+    return model, folder
+
+
+def test_controls_mix_real_numbers_by_weight_and_take_the_rest_from_the_heaviest():
+    a = {"temperature": 1.0, "conservativity": 2.0, "adaptive": False, "min_pitch": 10}
+    b = {"temperature": 2.0, "conservativity": 1.0, "adaptive": True, "min_pitch": 40}
+    assert SamplingControls.mix([a, b], [0.25, 0.75]) == {
+        "temperature": 1.75, "conservativity": 1.25, "adaptive": True, "min_pitch": 40}
+    assert SamplingControls.mix([a, b], [1, 1])["adaptive"] is False  # the first of equals
+    assert SamplingControls.mix([a, b], [0, 3]) == b
+    for weights in ([0, 0], [1], [-1, 2]):
+        with pytest.raises(ValueError):
+            SamplingControls.mix([a, b], weights)
+
+
+def test_each_style_has_its_own_controls_and_a_blend_their_mix():
+    config = BiaxialConfig(**SIZES, styles=("low", "high"), sampling={"temperature": 1.2},
+                           style_sampling=BY_STYLE)
+    assert BiaxialConfig.from_json(config.to_json()) == config
+    assert config.own_sampling() == {"temperature": 1.2, "adaptive": False}  # the first style
+    assert config.own_sampling([0.0, 1.0]) == {"temperature": 2.0, "adaptive": True}
+    assert config.own_sampling([0.75, 0.25]) == {"temperature": 1.4, "adaptive": False}
+    assert config.sampling_controls([0.0, 1.0], temperature=0.5) == SamplingControls(
+        temperature=0.5, adaptive=True)
+    # Without style_sampling every style has the model's own.
+    plain = BiaxialConfig(**SIZES, styles=("low", "high"), sampling={"temperature": 1.2})
+    assert plain.own_sampling([0.0, 1.0]) == {"temperature": 1.2}
+    for values, words in [
+            ({"styles": None, "style_sampling": BY_STYLE}, "this model has no styles"),
+            ({"style_sampling": {"jazz": {}}}, "unknown style(s) jazz; the model's styles: low, high"),
+            ({"style_sampling": {"high": {"temp": 1}}}, "of high names unknown control(s) temp"),
+            ({"style_sampling": {"high": {"min_pitch": 90}}, "sampling": {"max_pitch": 80}},
+             "of high: min_pitch (90) is above max_pitch (80)"),
+            ({"style_sampling": [1]}, "must be a JSON object")]:
+        with pytest.raises(UserError, match=re.escape(words)):
+            BiaxialConfig.from_dict({**SIZES, "styles": ["low", "high"], **values})
+
+
+def test_generate_uses_the_styles_own_controls(by_style):
+    model, _ = by_style
+    high = SamplingControls(temperature=2.0, adaptive=True)
+    np.testing.assert_array_equal(
+        biax_keras.generate(model, 16, seed=2, style="high"),
+        biax_keras.generate(model, 16, seed=2, style="high", controls=high))
+    np.testing.assert_array_equal(
+        biax_keras.generate(model, 16, seed=2, style="low"),
+        biax_keras.generate(model, 16, seed=2, style="low",
+                            controls=SamplingControls(temperature=1.2)))
+    blend = SamplingControls(temperature=1.4)
+    np.testing.assert_array_equal(
+        biax_keras.generate(model, 16, seed=2, style="low=0.75,high=0.25"),
+        biax_keras.generate(model, 16, seed=2, style="low=0.75,high=0.25", controls=blend))
+
+
+def test_biax_generate_and_the_studio_take_the_styles_own(by_style, tmp_path, capsys):
+    _, folder = by_style
+    out = tmp_path / "piece.mid"
+    assert cli.main(["generate", "--model", str(folder / "styles.keras"), "--out", str(out),
+                     "--steps", "8", "--style", "high", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["temperature"], report["adaptive"]) == (2.0, True)
+    page = studio.Studio({"styles": str(folder / "styles.keras")}, tmp_path / "studio")
+    (tmp_path / "studio").mkdir()
+    assert page.model_list()[0]["style_controls"] is True
+    assert page.own_controls("styles", "high")["temperature"] == 2.0
+    assert page.own_controls("styles", "low=0.5,high=0.5")["temperature"] == pytest.approx(1.6)
+    with pytest.raises(UserError, match="unknown style 'jazz'"):
+        page.own_controls("styles", "jazz")
+    assert "showStyleControls" in studio.PAGE and "/api/controls" in studio.PAGE
+
+
+def test_calibration_writes_a_styles_own_controls(by_style, tmp_path):
+    model, _ = by_style
+    path = tmp_path / "styles.keras"
+    model.save(path)
+    calibration.write_defaults(path, {"temperature": 0.9}, style="low")
+    config = biax_keras.model_config(path)
+    assert config.style_sampling == {**BY_STYLE, "low": {"temperature": 0.9}}
+    assert config.sampling == {"temperature": 1.2}
+    calibration.write_defaults(path, None, style="high")
+    assert biax_keras.model_config(path).style_sampling == {"low": {"temperature": 0.9}}
+    with pytest.raises(UserError, match="unknown style"):
+        calibration.write_defaults(path, {"temperature": 0.9}, style="jazz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["styles.keras"]
+
+
+@pytest.mark.slow
+def test_an_export_mixes_the_styles_own_controls(by_style, tmp_path):
+    model, _ = by_style
+    export_model(model, tmp_path / "exported")
+    loaded = tf.saved_model.load(str(tmp_path / "exported"))
+    for weights in ([1.0, 0.0], [0.0, 1.0], [0.3, 0.7], [0.5, 0.5]):
+        defaults = {k: v.numpy().item() for k, v in
+                    loaded.sampling_defaults(style=tf.constant(weights)).items()}
+        assert defaults == pytest.approx(model.config.sampling_controls(weights).to_dict())
+    exported = biax_keras.load_model(tmp_path / "exported")
+    np.testing.assert_array_equal(biax_keras.generate(exported, 16, seed=3, style="high"),
+                                  biax_keras.generate(model, 16, seed=3, style="high"))

@@ -127,7 +127,7 @@ def test_the_export_takes_style_weights(two_styles, tmp_path):
     model = biax_keras.load_model(folder / "run")
     export_model(model, tmp_path / "exported")
     loaded = tf.saved_model.load(str(tmp_path / "exported"))
-    controls = {k: v for k, v in loaded.sampling_defaults().items()}
+    controls = {k: v for k, v in loaded.sampling_defaults(style=tf.constant([0.0, 1.0])).items()}
     roll = loaded.generate(steps=tf.constant(16), seed=tf.constant(1, tf.int64),
                            num_samples=tf.constant(1), style=tf.constant([0.0, 1.0]),
                            **controls)["roll"]

@@ -537,7 +537,11 @@ def _check_generate(args):
         raise UserError(f"primer {args.primer} does not exist or is not a file")
     if args.soundfont is not None and not os.path.isfile(args.soundfont):
         raise UserError(f"--soundfont {args.soundfont} does not exist")
-    controls = SamplingControls.from_arguments(args, biax_keras.model_config(args.model))
+    from biax_keras.generation.styles import style_weights
+
+    config = biax_keras.model_config(args.model)
+    controls = SamplingControls.from_arguments(
+        args, config, style_weights(config, args.style) if config.styles else None)
     args.job = compose.plan(
         args.model, args.out, steps=args.steps, seconds=args.seconds, bpm=args.bpm,
         seed=args.seed, controls=controls, primer_path=args.primer,

@@ -90,10 +90,25 @@ class Studio:
                 config = biax_keras.model_config(path)
                 controls = config.sampling_controls().to_dict()
                 names = list(config.styles) if config.styles else None
+                by_style = bool(config.style_sampling)
             except UserError:
                 controls = names = None
-            listed.append({"name": name, "path": path, "controls": controls, "styles": names})
+                by_style = False
+            listed.append({"name": name, "path": path, "controls": controls, "styles": names,
+                           "style_controls": by_style})
         return listed
+
+    def own_controls(self, name, style):
+        """A listed model's own sampling controls in a style or blend (`NAME=W,...`),
+        which the page sets when the style is chosen (`BiaxialConfig.style_sampling`)."""
+        import biax_keras
+        from biax_keras.generation.styles import style_weights
+
+        if name not in self.models:
+            raise UserError(f"unknown model {name!r}; choose one of {', '.join(self.models)}")
+        config = biax_keras.model_config(self.models[name])
+        weights = style_weights(config, style or None) if config.styles else None
+        return config.sampling_controls(weights).to_dict()
 
     def _model(self, name, path):
         import biax_keras
@@ -115,7 +130,7 @@ class Studio:
         Raises:
             UserError: for any setting, model or upload that cannot be used.
         """
-        from biax_keras.generation import compose
+        from biax_keras.generation import compose, styles
         from biax_keras.music import audio, pictures
 
         if not isinstance(request, dict):
@@ -127,7 +142,11 @@ class Studio:
         SamplingControls.from_page(request)  # a setting out of range is said before loading
         with self.lock:
             key, model = self._model(request.get("model"), (request.get("model_path") or "").strip())
-            controls = SamplingControls.from_page(request, base=model.config.sampling)
+            style = request.get("style") or None
+            if style is not None and not model.config.styles:
+                style = None  # the page sends none for a model without styles; be lenient
+            controls = SamplingControls.from_page(request, base=model.config.own_sampling(
+                styles.style_weights(model.config, style) if model.config.styles else None))
             primer = None
             previous = request.get("continue")
             if previous:
@@ -147,9 +166,6 @@ class Studio:
                 raise UserError(f"the piece would be longer than {MAX_PIECE_STEPS} steps; "
                                 "press Compose to start a new one")
             started = time.perf_counter()
-            style = request.get("style") or None
-            if style is not None and not model.config.styles:
-                style = None  # the page sends none for a model without styles; be lenient
             piece = compose.compose(model, steps=steps, seed=int(seed), controls=controls,
                                     primer=primer, style=style)
             compose_seconds = time.perf_counter() - started
@@ -289,6 +305,12 @@ class App:
                 return _response(page, "text/html; charset=utf-8")
             if path == "/api/models":
                 return _json(200, {"models": self.studio.model_list()})
+            if path == "/api/controls":
+                try:
+                    return _json(200, {"controls": self.studio.own_controls(
+                        request.args.get("model"), request.args.get("style"))})
+                except UserError as e:
+                    return _json(400, {"error": str(e)})
             parts = path.split("/")
             if len(parts) == 4 and parts[1] == "pieces":
                 found = self.studio.file(parts[2], parts[3])
@@ -483,6 +505,7 @@ function fail(message) { $("error").textContent = message; $("status").textConte
 
 let ownControls = {};  // model name -> its own sampling controls
 let modelStyles = {};  // model name -> its styles, or null
+let styleControls = {};  // model name -> whether its styles have controls of their own
 
 function fillStyles(names) {
   $("styles").hidden = !names;
@@ -508,15 +531,30 @@ function chosenStyle() {
 
 // A model's own controls (those its samples look most like its collection
 // with) become the inputs' values when it is chosen, and its styles the picker's.
-function showOwnControls() {
-  fillStyles(modelStyles[$("model").value]);
-  const controls = ownControls[$("model").value];
-  if (!controls) return;
+function setControls(controls) {
   for (const input of document.querySelectorAll("input.control")) {
     if (!(input.id in controls)) continue;
     if (input.type === "checkbox") input.checked = controls[input.id];
     else input.value = controls[input.id];
   }
+}
+
+function showOwnControls() {
+  fillStyles(modelStyles[$("model").value]);
+  const controls = ownControls[$("model").value];
+  if (controls) setControls(controls);
+}
+
+// A style model whose styles have controls of their own: choosing a style or
+// a blend sets the inputs to its controls (the studio mixes them).
+async function showStyleControls() {
+  const model = $("model").value, style = chosenStyle();
+  if (!styleControls[model] || !style) return;
+  try {
+    const answer = await (await fetch("/api/controls?model=" + encodeURIComponent(model) +
+                                      "&style=" + encodeURIComponent(style))).json();
+    if (answer.controls) setControls(answer.controls); else fail(answer.error);
+  } catch (e) { fail("cannot reach the studio: " + e); }
 }
 
 async function loadModels() {
@@ -527,6 +565,7 @@ async function loadModels() {
       option.value = m.name; option.textContent = m.name; $("model").appendChild(option);
       ownControls[m.name] = m.controls;
       modelStyles[m.name] = m.styles;
+      styleControls[m.name] = m.style_controls;
     }
     showOwnControls();
   } catch (e) { fail("cannot reach the studio: " + e); }
@@ -585,6 +624,7 @@ async function compose(continuing) {
 }
 
 $("model").addEventListener("change", showOwnControls);
+for (const id of ["style", "blend", "blend_weight"]) $(id).addEventListener("change", showStyleControls);
 $("compose").addEventListener("click", () => compose(false));
 $("continue").addEventListener("click", () => compose(true));
 loadModels();

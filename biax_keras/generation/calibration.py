@@ -150,7 +150,7 @@ def table(rows):
     return "\n".join(lines)
 
 
-def write_defaults(path, sampling):
+def write_defaults(path, sampling, style=None):
     """Make `sampling` the model's own controls in its `.keras` file, weights untouched.
 
     The archive's `config.json` is rewritten (the weights are copied byte
@@ -160,6 +160,8 @@ def write_defaults(path, sampling):
     Args:
         path: a `.keras` file or a run folder holding `model.keras`.
         sampling: dict of `SamplingControls` fields (None: the neutral ones).
+        style: a style model's style whose own controls these are
+            (`BiaxialConfig.style_sampling`; None: the model's, `sampling`).
 
     Raises:
         UserError: the path is not a `.keras` model, or a control is out of range.
@@ -172,9 +174,23 @@ def write_defaults(path, sampling):
     if kind != "keras":
         raise UserError(f"{path} is an exported SavedModel; write the defaults into the .keras "
                         f"model, then export it again")
+    from biax_keras.nn.config import BiaxialConfig
+
+    def place(model_values):
+        """`model_values` (a model config dict) with `sampling` written in."""
+        if style is None:
+            return {**model_values, "sampling": sampling}
+        by_style = {k: v for k, v in (model_values.get("style_sampling") or {}).items()
+                    if k != style}
+        if sampling is not None:
+            by_style[style] = sampling
+        values = {**model_values, "style_sampling": by_style or None}
+        BiaxialConfig.from_dict(values)  # a style the model does not know, said here
+        return values
+
     with zipfile.ZipFile(keras_file) as archive:
         config = json.loads(archive.read("config.json"))
-        config["config"]["config"]["sampling"] = sampling
+        config["config"]["config"] = place(config["config"]["config"])
         fd, scratch = tempfile.mkstemp(suffix=".keras.tmp", dir=os.path.dirname(keras_file)
                                        or ".")
         os.close(fd)
@@ -193,7 +209,7 @@ def write_defaults(path, sampling):
     if os.path.isfile(run_config):
         with open(run_config) as f:
             values = json.load(f)
-        values.setdefault("model", {})["sampling"] = sampling
+        values["model"] = place(values.get("model", {}))
         fd, scratch = tempfile.mkstemp(suffix=".json.tmp", dir=os.path.dirname(run_config))
         with os.fdopen(fd, "w") as f:
             json.dump(values, f, indent=2)

@@ -161,8 +161,11 @@ def compose(model, *, steps=None, seconds=None, bpm=None, seed=0, controls=None,
     Raises:
         UserError: a length, tempo, seed or control that cannot be used.
     """
+    from biax_keras.generation.styles import style_weights
+
     config = model.config
-    controls = controls or config.sampling_controls()
+    controls = controls or config.sampling_controls(
+        style_weights(config, style) if config.styles else None)
     bpm, time_signature = tempo_and_meter(primer, bpm)
     steps = length_in_steps(config, steps=steps, seconds=seconds, bpm=bpm, primer=primer)
     check_length(num_samples, steps, seed)
@@ -253,7 +256,7 @@ def plan(model_path, out, *, steps=None, seconds=None, bpm=None, seed=0, control
 
     config = biax_keras.model_config(model_path)
     kind, _ = biax_keras.model_file(model_path)
-    style_weights(config, style)  # a style the model does not know, said before TensorFlow
+    weights = style_weights(config, style)  # a style the model does not know, said before TensorFlow
     paths = output_paths(out, num_samples)
     folder = os.path.dirname(os.path.abspath(paths[0]))
     if os.path.exists(folder) and not os.path.isdir(folder):
@@ -284,7 +287,8 @@ def plan(model_path, out, *, steps=None, seconds=None, bpm=None, seed=0, control
         soundfont = audio.check_audio(soundfont)
         synth = audio.choose_synth("auto")  # says so when only sine waves are left
     return GenerateJob(os.fspath(model_path), paths, steps, seconds, bpm, int(seed),
-                       controls or config.sampling_controls(), primer, primer_path, bool(only_new),
+                       controls or config.sampling_controls(weights if config.styles else None),
+                       primer, primer_path, bool(only_new),
                        bool(wav), soundfont, synth, style)
 
 

@@ -35,7 +35,10 @@ Signatures (all inputs required, as TF Serving wants; N is the model's
   summing to 1) and `(B, S)` in `score`.
 - `sampling_defaults() -> {control: scalar}`: the model's own sampling
   controls (`BiaxialConfig.sampling`, the neutral ones where it has none),
-  the values to give `generate` for music like its collection.
+  the values to give `generate` for music like its collection. A style
+  model's takes its `style` weights, `(S,)`: each style may have controls of
+  its own (`BiaxialConfig.style_sampling`), and a blend gets their mix
+  (`SamplingControls.mix`).
 
 `serving_default` is `score`. The model's config is written beside the
 SavedModel's files as `assets.extra/biax_keras.json` (TF Serving ignores that
@@ -114,7 +117,9 @@ def _signatures(model, controls_version=VERSION):
     sample = sampling.Sampler(model).sample_function(notes)
     control_specs = SamplingControls.tensor_specs(controls_version)
     every_control = SamplingControls.tensor_specs()
-    defaults = model.config.sampling_controls()  # the model's own, for controls not given
+    # The model's own (a style model's in its first style), for the controls an
+    # older control set does not give.
+    defaults = model.config.sampling_controls()
     specs = [tf.TensorSpec((), tf.int32, name="steps"), tf.TensorSpec((), tf.int64, name="seed"),
              tf.TensorSpec((), tf.int32, name="num_samples")] + list(control_specs.values())
     num_styles = len(config.styles or ())
@@ -171,10 +176,26 @@ def _signatures(model, controls_version=VERSION):
 
     score = tf.function(_keyword_function(score_specs, scored), input_signature=score_specs)
 
-    @tf.function(input_signature=[])
-    def sampling_defaults():
-        return {name: tf.constant(getattr(defaults, name), spec.dtype)
-                for name, spec in control_specs.items()}
+    if num_styles:
+        # Each style's own controls, mixed for a blend as SamplingControls.mix does:
+        # real numbers by weight, the rest from the heaviest style (the first of equals).
+        own = [config.sampling_controls(np.eye(num_styles, dtype=np.float32)[i])
+               for i in range(num_styles)]
+
+        @tf.function(input_signature=[tf.TensorSpec((num_styles,), tf.float32, name="style")])
+        def sampling_defaults(style):
+            heaviest = tf.argmax(style)
+            mixed = {}
+            for name, spec in control_specs.items():
+                values = tf.constant([getattr(c, name) for c in own], spec.dtype)
+                mixed[name] = (tf.reduce_sum(style * values) / tf.reduce_sum(style)
+                               if spec.dtype == tf.float32 else tf.gather(values, heaviest))
+            return mixed
+    else:
+        @tf.function(input_signature=[])
+        def sampling_defaults():
+            return {name: tf.constant(getattr(defaults, name), spec.dtype)
+                    for name, spec in control_specs.items()}
 
     functions = {"score": score, "generate": generate,
                  "generate_from_primer": generate_from_primer,
@@ -314,7 +335,7 @@ class ExportedModel:
             raise UserError(f"an exported model generates {self.config.num_notes} notes, "
                             f"not {primer.shape[1]}")
         known = SamplingControls.names(self.controls_version)
-        defaults = self.config.sampling_controls()
+        defaults = self.config.sampling_controls(style if self.config.styles else None)
         unknown = [name for name in SamplingControls.names()
                    if name not in known and getattr(controls, name) != getattr(defaults, name)]
         if unknown:

@@ -465,10 +465,11 @@ def checked_primer(config, primer, primer_beat=None, num_notes=None):
     return primer.astype(np.uint8), primer_beat, time_signature
 
 
-def _controls(controls, kwargs, config):
-    """The controls to sample with: given whole, or the model's own with `kwargs` on top."""
+def _controls(controls, kwargs, config, weights):
+    """The controls to sample with: given whole, or the model's own (in the style of
+    `weights`) with `kwargs` on top."""
     if controls is None:
-        return config.sampling_controls(**kwargs)
+        return config.sampling_controls(weights if config.styles else None, **kwargs)
     if kwargs:
         raise TypeError(f"give either controls or {', '.join(kwargs)}, not both")
     if not isinstance(controls, SamplingControls):
@@ -521,7 +522,7 @@ def generate_batch(model, num_samples, steps, seed=0, controls=None, primer=None
 
     config = model.config
     weights = style_weights(config, style)
-    controls = _controls(controls, control_values, config)
+    controls = _controls(controls, control_values, config, weights)
     check_length(num_samples, steps, seed)
     primer, primer_beat, primer_meter = checked_primer(config, primer, primer_beat, num_notes)
     time_signature = tuple(time_signature or primer_meter or DEFAULT_TIME_SIGNATURE)

@@ -81,6 +81,12 @@ class BiaxialConfig(ConfigSection):
             beside every note's features, the same for all notes and steps,
             so transposition invariance stays.
         style_units: the size of each style's embedding.
+        style_sampling: a style model's own sampling controls per style,
+            `{style: {control: value}}`, on top of `sampling` (e.g. a
+            collection that composes too thinly at its style's temperature
+            gets its own). A blend of styles gets their mix
+            (`SamplingControls.mix`: real numbers by weight, the rest from
+            the heaviest style). None: `sampling` for every style.
     """
 
     time_units: typing.Tuple[int, ...] = (300, 300)
@@ -97,6 +103,8 @@ class BiaxialConfig(ConfigSection):
         default=None, hash=False)
     styles: typing.Optional[typing.Tuple[str, ...]] = None
     style_units: int = 8
+    style_sampling: typing.Optional[typing.Dict[str, typing.Dict[str, typing.Any]]] = (
+        dataclasses.field(default=None, hash=False))
 
     SECTION = "model"
 
@@ -128,11 +136,55 @@ class BiaxialConfig(ConfigSection):
         if self.sampling is not None:
             SamplingControls.check_partial(self.sampling, "the model config's 'sampling'")
             object.__setattr__(self, "sampling", dict(self.sampling))
+        if self.style_sampling is not None:
+            self._check_style_sampling()
 
-    def sampling_controls(self, **overrides):
-        """The model's own `SamplingControls`, with `overrides` (those not None) on top."""
+    def _check_style_sampling(self):
+        where = "the model config's 'style_sampling'"
+        if not self.styles:
+            raise UserError(f"{where} gives styles their own controls; this model has no styles")
+        if not isinstance(self.style_sampling, dict):
+            raise UserError(f"{where} must be a JSON object of styles' sampling controls")
+        unknown = sorted(set(self.style_sampling) - set(self.styles))
+        if unknown:
+            raise UserError(f"{where} names unknown style(s) {', '.join(unknown)}; the model's "
+                            f"styles: {', '.join(self.styles)}")
+        for name, values in self.style_sampling.items():
+            SamplingControls.check_partial(values, f"{where} of {name}")
+            try:
+                SamplingControls(**{**(self.sampling or {}), **values})
+            except UserError as e:
+                raise UserError(f"{where} of {name}: {e}") from None
+        object.__setattr__(self, "style_sampling",
+                           {name: dict(values) for name, values in self.style_sampling.items()})
+
+    def own_sampling(self, style_weights=None):
+        """The model's own controls, a dict of `SamplingControls` fields, for a style mix.
+
+        Args:
+            style_weights: a style model's weights of its styles, in the order
+                of `styles` (None: its first style). A model without
+                `style_sampling` has the same controls in every style.
+        """
+        base = dict(self.sampling or {})
+        if not self.style_sampling:
+            return base
+        if style_weights is None:
+            style_weights = [1.0] + [0.0] * (len(self.styles) - 1)
+        if len(style_weights) != len(self.styles):
+            raise ValueError(f"{len(self.styles)} styles need as many weights, got "
+                             f"{len(style_weights)}")
+        full = {**SamplingControls.defaults(), **base}
+        settings = [{**full, **self.style_sampling.get(name, {})} for name in self.styles]
+        named = set(base).union(*self.style_sampling.values())
+        mixed = SamplingControls.mix(settings, style_weights)
+        return {name: value for name, value in mixed.items() if name in named}
+
+    def sampling_controls(self, style_weights=None, **overrides):
+        """The model's own `SamplingControls` (for `style_weights`, see
+        `own_sampling`), with `overrides` (those not None) on top."""
         given = {name: value for name, value in overrides.items() if value is not None}
-        return SamplingControls(**{**(self.sampling or {}), **given})
+        return SamplingControls(**{**self.own_sampling(style_weights), **given})
 
 
 
