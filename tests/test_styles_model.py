@@ -41,9 +41,12 @@ def test_the_model_knows_the_four_styles_and_its_controls():
     assert list(config.styles) == STYLES
     assert (config.lowest_pitch, config.num_notes, config.steps_per_quarter, config.play_only) == (
         21, 88, 2, True)
-    temperature = config.sampling["temperature"]
-    assert f"own sampling controls,\ntemperature {temperature:g} (" in card()
-    assert f"(seed 1; the model's own sampling controls, temperature {temperature:g})" in card()
+    # The card's table of each style's own controls is the model's.
+    for style in STYLES:
+        own = config.sampling_controls([float(s == style) for s in STYLES])
+        assert (f"| {style} | {own.temperature:g} | {own.conservativity:g} | "
+                f"{'yes' if own.adaptive else 'no'} |") in card()
+    assert "(seed 1; each style's own sampling controls, above)" in card()
 
 
 @pytest.mark.parametrize("style", STYLES)
