@@ -372,7 +372,9 @@ def test_the_page_composes_a_blend_of_styles_in_chromium(tmp_path):
     from biax_keras.nn.model import BiaxialConfig, build_model
 
     model = build_model(BiaxialConfig(time_units=(8,), note_units=(8,), lowest_pitch=36,
-                                      num_notes=24, styles=("folk", "chorale")), compile=False)
+                                      num_notes=24, styles=("folk", "chorale"),
+                                      style_sampling={"chorale": {"temperature": 2.0}}),
+                        compile=False)
     rng = np.random.default_rng(1)
     for variable in model.weights:
         variable.assign(rng.normal(0.0, 0.8, variable.shape).astype("float32"))
@@ -391,7 +393,18 @@ def test_the_page_composes_a_blend_of_styles_in_chromium(tmp_path):
             assert driver.find_element("id", "styles").is_displayed()
             assert [o.text for o in driver.find_elements("css selector", "#style option")] == \
                 ["folk", "chorale"]
+            temperature = driver.find_element("id", "temperature")
+            assert float(temperature.get_attribute("value")) == 1.0  # folk's: the model's
             Select(driver.find_element("id", "blend")).select_by_visible_text("chorale")
+            # The blend's own controls: the mix of folk's 1 and chorale's 2.
+            WebDriverWait(driver, 30).until(
+                lambda d: float(temperature.get_attribute("value")) == 1.5)
+            Select(driver.find_element("id", "style")).select_by_visible_text("chorale")
+            WebDriverWait(driver, 30).until(
+                lambda d: float(temperature.get_attribute("value")) == 2.0)
+            Select(driver.find_element("id", "style")).select_by_visible_text("folk")
+            WebDriverWait(driver, 30).until(
+                lambda d: float(temperature.get_attribute("value")) == 1.5)
             seconds = driver.find_element("id", "seconds")
             seconds.clear()
             seconds.send_keys("3")
