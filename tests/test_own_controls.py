@@ -328,3 +328,49 @@ def test_an_export_mixes_the_styles_own_controls(by_style, tmp_path):
     exported = biax_keras.load_model(tmp_path / "exported")
     np.testing.assert_array_equal(biax_keras.generate(exported, 16, seed=3, style="high"),
                                   biax_keras.generate(model, 16, seed=3, style="high"))
+
+
+@pytest.mark.parametrize("model_grid", [1, 2])
+def test_calibrate_sampling_writes_the_styles_own(tmp_path, monkeypatch, model_grid):
+    """benchmarks/calibrate_sampling.py NAME --model-path M --write: a style model's
+    best setting becomes that style's own; the collection is read on the model's grid."""
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root))
+    from benchmarks import calibrate_sampling
+
+    config = BiaxialConfig(time_units=(6,), note_units=(4,), lowest_pitch=36, num_notes=24,
+                           steps_per_quarter=model_grid, styles=("jsb_chorales", "nottingham"),
+                           style_units=2, sampling={"temperature": 1.1})
+    model_path = tmp_path / "styles.keras"
+    build_model(config, compile=False).save(model_path)
+    shared = tmp_path / "shared"
+    (shared / "jsb").mkdir(parents=True)
+    piece = [[48, 52, 55], [48, 52, 55], [50, 53, 57], []]
+    (shared / "jsb" / "jsb-chorales-quarter.json").write_text(json.dumps({"valid": [piece]}))
+    monkeypatch.setattr(calibrate_sampling, "SHARED", shared)
+    seen = {}
+    rows = [{"controls": {"temperature": 1.3, "conservativity": 1.0, "adaptive": False},
+             "outside": []},
+            {"controls": {"temperature": 1.0, "conservativity": 1.0, "adaptive": False},
+             "outside": ["interval_kl"]}]
+
+    def search(model, reference, grid, samples, style):
+        seen.update(style=style, steps=[len(r) for r in reference])
+        return rows
+
+    monkeypatch.setattr(calibration, "search", search)
+    monkeypatch.setattr(calibration, "table", lambda rows: "")
+    monkeypatch.setattr(sys, "argv", ["calibrate_sampling.py", "jsb_chorales", "--model-path",
+                                      str(model_path), "--results", str(tmp_path), "--write"])
+    calibrate_sampling.main()
+    assert seen == {"style": "jsb_chorales", "steps": [4 * model_grid]}
+    written = biax_keras.model_config(model_path)
+    assert written.style_sampling == {"jsb_chorales": rows[0]["controls"]}
+    assert written.sampling == {"temperature": 1.1}  # the model's own, beneath
+    monkeypatch.setattr(sys, "argv", sys.argv[:-1] + ["--style", "jsb_chorales=0.5,nottingham=0.5",
+                                                      "--write"])
+    with pytest.raises(SystemExit, match="a blend has none of its own"):
+        calibrate_sampling.main()
