@@ -541,7 +541,7 @@ def _check_generate(args):
 
     config = biax_keras.model_config(args.model)
     controls = SamplingControls.from_arguments(
-        args, config, style_weights(config, args.style) if config.styles else None)
+        args, config, style_weights(config, args.style))
     args.job = compose.plan(
         args.model, args.out, steps=args.steps, seconds=args.seconds, bpm=args.bpm,
         seed=args.seed, controls=controls, primer_path=args.primer,

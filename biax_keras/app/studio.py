@@ -107,7 +107,7 @@ class Studio:
         if name not in self.models:
             raise UserError(f"unknown model {name!r}; choose one of {', '.join(self.models)}")
         config = biax_keras.model_config(self.models[name])
-        weights = style_weights(config, style or None) if config.styles else None
+        weights = style_weights(config, style or None)
         return config.sampling_controls(weights).to_dict()
 
     def _model(self, name, path):
@@ -146,7 +146,7 @@ class Studio:
             if style is not None and not model.config.styles:
                 style = None  # the page sends none for a model without styles; be lenient
             controls = SamplingControls.from_page(request, base=model.config.own_sampling(
-                styles.style_weights(model.config, style) if model.config.styles else None))
+                styles.style_weights(model.config, style)))
             primer = None
             previous = request.get("continue")
             if previous:

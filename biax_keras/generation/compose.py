@@ -165,7 +165,7 @@ def compose(model, *, steps=None, seconds=None, bpm=None, seed=0, controls=None,
 
     config = model.config
     controls = controls or config.sampling_controls(
-        style_weights(config, style) if config.styles else None)
+        style_weights(config, style))
     bpm, time_signature = tempo_and_meter(primer, bpm)
     steps = length_in_steps(config, steps=steps, seconds=seconds, bpm=bpm, primer=primer)
     check_length(num_samples, steps, seed)
@@ -287,7 +287,7 @@ def plan(model_path, out, *, steps=None, seconds=None, bpm=None, seed=0, control
         soundfont = audio.check_audio(soundfont)
         synth = audio.choose_synth("auto")  # says so when only sine waves are left
     return GenerateJob(os.fspath(model_path), paths, steps, seconds, bpm, int(seed),
-                       controls or config.sampling_controls(weights if config.styles else None),
+                       controls or config.sampling_controls(weights),
                        primer, primer_path, bool(only_new),
                        bool(wav), soundfont, synth, style)
 

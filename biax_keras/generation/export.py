@@ -335,7 +335,7 @@ class ExportedModel:
             raise UserError(f"an exported model generates {self.config.num_notes} notes, "
                             f"not {primer.shape[1]}")
         known = SamplingControls.names(self.controls_version)
-        defaults = self.config.sampling_controls(style if self.config.styles else None)
+        defaults = self.config.sampling_controls(style)
         unknown = [name for name in SamplingControls.names()
                    if name not in known and getattr(controls, name) != getattr(defaults, name)]
         if unknown:

@@ -469,7 +469,7 @@ def _controls(controls, kwargs, config, weights):
     """The controls to sample with: given whole, or the model's own (in the style of
     `weights`) with `kwargs` on top."""
     if controls is None:
-        return config.sampling_controls(weights if config.styles else None, **kwargs)
+        return config.sampling_controls(weights, **kwargs)
     if kwargs:
         raise TypeError(f"give either controls or {', '.join(kwargs)}, not both")
     if not isinstance(controls, SamplingControls):

@@ -164,7 +164,8 @@ class BiaxialConfig(ConfigSection):
         Args:
             style_weights: a style model's weights of its styles, in the order
                 of `styles` (None: its first style). A model without
-                `style_sampling` has the same controls in every style.
+                `style_sampling` (every model without styles) has the same controls
+                in every style and ignores the weights.
         """
         base = dict(self.sampling or {})
         if not self.style_sampling:
